@@ -1,0 +1,5 @@
+import sys
+
+from scrybe_kms.cli import main
+
+sys.exit(main())

@@ -1,0 +1,174 @@
+"""Alarms on dangerous key events, and the topic that carries them to people.
+
+Two channels report each event, and neither depends on the PHI key (pitfall 4):
+
+1. CloudTrail -> log group -> metric filter -> alarm -> topic. The log group and topic are
+   encrypted with the *audit* key. One filter uses CIS 4.7's exact pattern (Security Hub
+   CloudWatch.7 compares it literally); the others match this key's ARN only.
+2. An EventBridge rule on the same CloudTrail events -> topic. It does not wait for log
+   delivery at all, so it still fires if CloudTrail cannot write logs once the PHI key is
+   disabled (CloudTrail stops delivering logs encrypted with a disabled key).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from awacs.aws import ArnLike, StringEquals
+from troposphere import GetAtt, Ref, Sub, Template, cloudwatch, events, logs, sns
+
+from scrybe_kms import naming, policies
+from scrybe_kms.key import KeyHandle
+from scrybe_kms.tags import standard_tags
+
+__all__ = [
+    "AlarmSpec",
+    "CIS_4_7_PATTERN",
+    "KEY_ALARMS",
+    "alarm_topic",
+    "filter_pattern",
+    "key_event_alarms",
+    "key_event_rule",
+]
+
+#: CIS AWS Foundations 4.7, character for character.
+CIS_4_7_PATTERN = ("{($.eventSource=kms.amazonaws.com) && (($.eventName=DisableKey) || "
+                   "($.eventName=ScheduleKeyDeletion))}")
+
+
+@dataclass(frozen=True)
+class AlarmSpec:
+    """One alarm: the metric filter that counts an event and why someone must be woken for it."""
+
+    title: str
+    #: A literal pattern, or a ``Fn::Sub`` template where ``${KeyArn}`` is this key's ARN.
+    pattern: str
+    description: str
+    #: API calls the EventBridge channel also reports for this alarm (empty: filter only).
+    event_names: tuple[str, ...] = ()
+    threshold: int = 1
+    period: int = 60
+
+
+def _key_event(event_name: str) -> str:
+    return ('{ ($.eventSource = "kms.amazonaws.com") && ($.eventName = "' + event_name
+            + '") && ($.resources[0].ARN = "${KeyArn}") }')
+
+
+KEY_ALARMS: tuple[AlarmSpec, ...] = (
+    AlarmSpec("KmsKeyDisabledOrDeletionScheduledCis47", CIS_4_7_PATTERN,
+              "CIS 4.7: a customer-managed KMS key in this account was disabled or scheduled "
+              "for deletion."),
+    AlarmSpec("PhiKeyDisabled", _key_event("DisableKey"),
+              "The PHI master key was disabled: the application can no longer encrypt or decrypt "
+              "PHI. Re-enable it (kms:EnableKey) if this was not planned.",
+              ("DisableKey",)),
+    AlarmSpec("PhiKeyDeletionScheduled", _key_event("ScheduleKeyDeletion"),
+              "Deletion of the PHI master key was scheduled: every record encrypted under it "
+              "becomes unreadable when the waiting period ends. Cancel with kms:CancelKeyDeletion.",
+              ("ScheduleKeyDeletion",)),
+)
+
+
+def filter_pattern(spec: AlarmSpec, key: KeyHandle) -> Any:
+    """The rendered ``FilterPattern``: literal, or a ``Fn::Sub`` binding ``${KeyArn}``."""
+    if "${KeyArn}" in spec.pattern:
+        return Sub(spec.pattern, KeyArn=key.arn)
+    return spec.pattern
+
+
+def alarm_topic(template: Template, *, environment: str, key: KeyHandle,
+                emails: Sequence[str], title: str = "AlarmTopic") -> sns.Topic:
+    """An SNS topic encrypted with ``key`` (the audit key, never the PHI key, and never the
+    AWS-managed ``alias/aws/sns`` key, which CloudWatch cannot publish to)."""
+    key.add_statement(policies.allow_service(
+        # CloudWatch and EventBridge publish to the encrypted topic through SNS, which needs a
+        # data key. AWS documents no condition keys for this use; the audit key protects only
+        # alarm messages and the trail's log copy, never PHI.
+        "AlarmPublishersUseTopicKey", ["cloudwatch.amazonaws.com", "events.amazonaws.com"],
+        policies.TOPIC_PUBLISHER_KEY_ACTIONS, ["*"],
+    ))
+    return template.add_resource(sns.Topic(
+        title,
+        TopicName=f"{naming.PREFIX}-key-alarms-{environment}",
+        DisplayName=f"Scrybe PHI key alarms ({environment})",
+        KmsMasterKeyId=key.arn,
+        Subscription=[sns.Subscription(Protocol="email", Endpoint=e) for e in emails],
+        Tags=standard_tags(environment),
+    ))
+
+
+def key_event_alarms(template: Template, *, environment: str, key: KeyHandle,
+                     log_group: logs.LogGroup, actions: Sequence[Any],
+                     specs: Sequence[AlarmSpec] = KEY_ALARMS) -> list[cloudwatch.Alarm]:
+    """A metric filter and an alarm per spec; any single matching event raises the alarm."""
+    namespace = naming.metric_namespace(environment)
+    alarms = []
+    for spec in specs:
+        template.add_resource(logs.MetricFilter(
+            f"{spec.title}Filter",
+            LogGroupName=Ref(log_group),
+            FilterName=f"{naming.PREFIX}-{environment}-{spec.title}",
+            FilterPattern=filter_pattern(spec, key),
+            MetricTransformations=[logs.MetricTransformation(
+                MetricNamespace=namespace, MetricName=spec.title, MetricValue="1")],
+        ))
+        alarms.append(template.add_resource(cloudwatch.Alarm(
+            f"{spec.title}Alarm",
+            AlarmName=naming.alarm_name(environment, spec.title),
+            AlarmDescription=spec.description,
+            Namespace=namespace,
+            MetricName=spec.title,
+            Statistic="Sum",
+            Period=spec.period,
+            EvaluationPeriods=1,
+            Threshold=spec.threshold,
+            ComparisonOperator="GreaterThanOrEqualToThreshold",
+            TreatMissingData="notBreaching",
+            ActionsEnabled=True,
+            AlarmActions=list(actions),
+        )))
+    return alarms
+
+
+def key_event_rule(template: Template, *, environment: str, key: KeyHandle, topic: sns.Topic,
+                   specs: Sequence[AlarmSpec] = KEY_ALARMS, title: str = "PhiKeyEventRule") -> events.Rule:
+    """EventBridge channel: the same key events straight from CloudTrail to the topic."""
+    names = sorted({name for spec in specs for name in spec.event_names})
+    return template.add_resource(events.Rule(
+        title,
+        Name=f"{naming.PREFIX}-{environment}-key-events",
+        Description="Dangerous operations on the PHI master key, independent of log delivery",
+        State="ENABLED",
+        EventPattern={
+            "source": ["aws.kms"],
+            "detail-type": ["AWS API Call via CloudTrail"],
+            "detail": {
+                "eventSource": ["kms.amazonaws.com"],
+                "eventName": names,
+                "resources": {"ARN": [key.arn]},
+            },
+        },
+        Targets=[events.Target(Id="AlarmTopic", Arn=Ref(topic))],
+    ))
+
+
+def alarm_topic_policy(template: Template, *, environment: str, topic: sns.Topic,
+                       rule: events.Rule, title: str = "AlarmTopicPolicy") -> sns.TopicPolicy:
+    """Only this stack's alarms and rule may publish (confused-deputy scoped by source)."""
+    alarms = Sub("arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:"
+                 + naming.alarm_name_prefix(environment) + "*")
+    return template.add_resource(sns.TopicPolicy(
+        title,
+        Topics=[Ref(topic)],
+        PolicyDocument=policies.policy_document([
+            policies.allow_service("CloudWatchAlarmsPublish", "cloudwatch.amazonaws.com",
+                                   [policies.SNS_PUBLISH], [Ref(topic)],
+                                   ArnLike("aws:SourceArn", alarms),
+                                   StringEquals("aws:SourceAccount", Ref("AWS::AccountId"))),
+            policies.allow_service("KeyEventRulePublishes", "events.amazonaws.com",
+                                   [policies.SNS_PUBLISH], [Ref(topic)],
+                                   ArnLike("aws:SourceArn", GetAtt(rule, "Arn"))),
+        ]),
+    ))

@@ -1,0 +1,165 @@
+"""S3 buckets for the audit trail: the log bucket (SSE-KMS with the PHI key) and the bucket that
+receives its server access logs (SSE-S3, the only encryption S3 log delivery supports).
+
+Both are private, owner-enforced, TLS-only, versioned and retained when the stack goes away.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import awacs.s3 as s3_actions
+from awacs.aws import ArnLike, Deny, PolicyDocument, Principal, Statement, StringEquals
+from troposphere import GetAtt, Ref, Sub, Template, s3
+
+from scrybe_kms import policies
+from scrybe_kms.key import KeyHandle
+from scrybe_kms.tags import standard_tags
+
+__all__ = ["BucketHandle", "access_log_bucket", "audit_log_bucket"]
+
+ACCESS_LOG_PREFIX = "audit-logs-bucket/"
+
+
+@dataclass(frozen=True)
+class BucketHandle:
+    """A bucket and its policy document, which other builders extend with their statements."""
+
+    resource: s3.Bucket
+    policy: PolicyDocument
+    policy_resource: s3.BucketPolicy
+
+    @property
+    def name(self) -> Ref:
+        return Ref(self.resource)
+
+    @property
+    def arn(self) -> GetAtt:
+        return GetAtt(self.resource, "Arn")
+
+    def objects(self, prefix: str = "") -> Sub:
+        """ARN pattern for objects under ``prefix`` (which may use ``${AWS::...}`` variables)."""
+        return Sub("${BucketArn}/" + prefix + "*", BucketArn=self.arn)
+
+    def add_statement(self, *statements: Statement) -> None:
+        taken = {s.Sid for s in self.policy.Statement}
+        for statement in statements:
+            if statement.Sid in taken:
+                raise ValueError(f"policy of {self.resource.title} already has Sid {statement.Sid!r}")
+            taken.add(statement.Sid)
+            self.policy.Statement.append(statement)
+
+
+def _private_bucket(title: str, name: Any, environment: str, encryption: s3.BucketEncryption,
+                    lifecycle: s3.LifecycleConfiguration, **extra: Any) -> s3.Bucket:
+    return s3.Bucket(
+        title,
+        BucketName=name,
+        BucketEncryption=encryption,
+        VersioningConfiguration=s3.VersioningConfiguration(Status="Enabled"),
+        PublicAccessBlockConfiguration=s3.PublicAccessBlockConfiguration(
+            BlockPublicAcls=True,
+            BlockPublicPolicy=True,
+            IgnorePublicAcls=True,
+            RestrictPublicBuckets=True,
+        ),
+        OwnershipControls=s3.OwnershipControls(
+            Rules=[s3.OwnershipControlsRule(ObjectOwnership="BucketOwnerEnforced")]
+        ),
+        LifecycleConfiguration=lifecycle,
+        Tags=standard_tags(environment),
+        DeletionPolicy="Retain",
+        UpdateReplacePolicy="Retain",
+        **extra,
+    )
+
+
+def _retention_rule(rule_id: str, retention_days: int, transitions: list[s3.LifecycleRuleTransition],
+                    noncurrent_transitions: list[s3.NoncurrentVersionTransition]) -> s3.LifecycleRule:
+    """Keep every object *and every older version* for the full retention period, then expire."""
+    return s3.LifecycleRule(
+        Id=rule_id,
+        Status="Enabled",
+        Transitions=transitions,
+        NoncurrentVersionTransitions=noncurrent_transitions,
+        ExpirationInDays=retention_days,
+        NoncurrentVersionExpiration=s3.NoncurrentVersionExpiration(NoncurrentDays=retention_days),
+        AbortIncompleteMultipartUpload=s3.AbortIncompleteMultipartUpload(DaysAfterInitiation=7),
+    )
+
+
+def _with_policy(template: Template, bucket: s3.Bucket, statements: list[Statement]) -> BucketHandle:
+    policy = policies.policy_document(statements)
+    policy_resource = template.add_resource(
+        s3.BucketPolicy(f"{bucket.title}Policy", Bucket=Ref(bucket), PolicyDocument=policy)
+    )
+    return BucketHandle(bucket, policy, policy_resource)
+
+
+def access_log_bucket(template: Template, *, environment: str, name: Any, retention_days: int,
+                      title: str = "AuditLogAccessLogBucket") -> BucketHandle:
+    """Receives S3 server access logs of the audit bucket; SSE-S3 because S3 requires it."""
+    bucket = template.add_resource(_private_bucket(
+        title, name, environment,
+        s3.BucketEncryption(ServerSideEncryptionConfiguration=[
+            s3.ServerSideEncryptionRule(
+                ServerSideEncryptionByDefault=s3.ServerSideEncryptionByDefault(SSEAlgorithm="AES256"),
+            )
+        ]),
+        s3.LifecycleConfiguration(Rules=[_retention_rule(
+            "RetainAccessLogs", retention_days,
+            [s3.LifecycleRuleTransition(StorageClass="GLACIER", TransitionInDays=90)],
+            [s3.NoncurrentVersionTransition(StorageClass="GLACIER", TransitionInDays=30)],
+        )]),
+        Metadata={"checkov": {"skip": [
+            {"id": "CKV_AWS_18", "comment": "This bucket is the access-log destination; logging it "
+                                            "into itself would loop and S3 forbids a second hop."},
+        ]}},
+    ))
+    handle = _with_policy(template, bucket, [])
+    handle.add_statement(policies.deny_insecure_transport([handle.arn, handle.objects()]))
+    return handle
+
+
+def audit_log_bucket(template: Template, *, environment: str, name: Any, key: KeyHandle,
+                     access_logs: BucketHandle, retention_days: int,
+                     title: str = "AuditLogBucket") -> BucketHandle:
+    """The trail's log bucket: SSE-KMS with the PHI key plus an S3 Bucket Key, kept for
+    ``retention_days``, moving to cheaper storage as logs age, with server access logging."""
+    bucket = template.add_resource(_private_bucket(
+        title, name, environment,
+        s3.BucketEncryption(ServerSideEncryptionConfiguration=[
+            s3.ServerSideEncryptionRule(
+                ServerSideEncryptionByDefault=s3.ServerSideEncryptionByDefault(
+                    SSEAlgorithm="aws:kms", KMSMasterKeyID=key.arn),
+                BucketKeyEnabled=True,
+            )
+        ]),
+        s3.LifecycleConfiguration(Rules=[_retention_rule(
+            "RetainAuditLogs", retention_days,
+            [s3.LifecycleRuleTransition(StorageClass="STANDARD_IA", TransitionInDays=90),
+             s3.LifecycleRuleTransition(StorageClass="GLACIER", TransitionInDays=365)],
+            [s3.NoncurrentVersionTransition(StorageClass="GLACIER", TransitionInDays=30)],
+        )]),
+        LoggingConfiguration=s3.LoggingConfiguration(
+            DestinationBucketName=access_logs.name, LogFilePrefix=ACCESS_LOG_PREFIX),
+        DependsOn=[access_logs.policy_resource.title],
+    ))
+    handle = _with_policy(template, bucket, [])
+    # S3 log delivery writes the access logs; scope it to this bucket and account. The ARN is
+    # built from the name: GetAtt would make the two buckets depend on each other.
+    access_logs.add_statement(policies.allow_service(
+        "S3ServerAccessLogDelivery", "logging.s3.amazonaws.com", [s3_actions.PutObject],
+        [access_logs.objects(ACCESS_LOG_PREFIX)],
+        ArnLike("aws:SourceArn", Sub("arn:${AWS::Partition}:s3:::${BucketName}", BucketName=name)),
+        StringEquals("aws:SourceAccount", Ref("AWS::AccountId")),
+    ))
+    handle.add_statement(
+        policies.deny_insecure_transport([handle.arn, handle.objects()]),
+        # Audit evidence: nobody, whatever their IAM rights, permanently deletes a log version.
+        # Lifecycle expiry still works; removing this statement first is itself a logged event.
+        Statement(Sid="DenyAuditLogVersionDeletion", Effect=Deny, Principal=Principal("*"),
+                  Action=[s3_actions.DeleteObjectVersion], Resource=[handle.objects()]),
+    )
+    return handle

@@ -1,0 +1,91 @@
+"""Stack outputs, named after the original Terraform outputs, exported under stable names;
+and the import helpers other Scrybe stacks use to consume them.
+
+The export names come from :func:`scrybe_kms.naming.export_name` on both sides, so a producer
+and a consumer cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from troposphere import Export, GetAtt, ImportValue, Output, Ref, Sub, Template
+
+from scrybe_kms import naming
+from scrybe_kms.key import KeyHandle
+
+__all__ = [
+    "OUTPUTS",
+    "add_outputs",
+    "audit_logs_bucket",
+    "cloudtrail_arn",
+    "import_output",
+    "kms_key_alias",
+    "kms_key_arn",
+    "kms_key_id",
+]
+
+#: Output logical ID -> the original Terraform output it stands for.
+OUTPUTS = {
+    "KmsKeyId": "kms_key_id",
+    "KmsKeyArn": "kms_key_arn",
+    "KmsKeyAlias": "kms_key_alias",
+    "CloudTrailArn": "cloudtrail_arn",
+    "AuditLogsBucket": "audit_logs_bucket",
+    "EnvironmentConfig": "environment_config",
+}
+
+ENV_FILE_KEYS = ("AWS_KMS_KEY_ID", "AWS_KMS_KEY_ARN", "AWS_KMS_KEY_ALIAS", "AWS_KMS_REGION")
+
+
+def add_outputs(template: Template, *, environment: str, key: KeyHandle, alias: str,
+                trail: Any, bucket: Any) -> None:
+    """Add the six outputs, each exported as ``scrybe-kms-<env>-<Output>``."""
+    env_config = Sub(
+        "AWS_KMS_KEY_ID=${KeyId}\nAWS_KMS_KEY_ARN=${KeyArn}\nAWS_KMS_KEY_ALIAS=" + alias
+        + "\nAWS_KMS_REGION=${AWS::Region}\n",
+        KeyId=key.key_id, KeyArn=key.arn,
+    )
+    values: dict[str, tuple[Any, str]] = {
+        "KmsKeyId": (key.key_id, "KMS key ID of the PHI master key"),
+        "KmsKeyArn": (key.arn, "KMS key ARN of the PHI master key"),
+        "KmsKeyAlias": (alias, "Primary alias of the PHI master key"),
+        "CloudTrailArn": (GetAtt(trail, "Arn"), "CloudTrail trail auditing the key"),
+        "AuditLogsBucket": (Ref(bucket), "S3 bucket holding the audit logs"),
+        "EnvironmentConfig": (env_config, "Lines for the application's .env file"),
+    }
+    for title, (value, description) in values.items():
+        template.add_output(Output(
+            title, Description=f"{description} ({OUTPUTS[title]})", Value=value,
+            Export=Export(naming.export_name(environment, title)),
+        ))
+
+
+def import_output(environment: str, output: str) -> ImportValue:
+    """``Fn::ImportValue`` of one of this library's outputs in ``environment``."""
+    if output not in OUTPUTS:
+        raise ValueError(f"'output' must be one of {', '.join(OUTPUTS)} (got {output!r})")
+    from scrybe_kms.validators import environment as check_environment
+
+    return ImportValue(naming.export_name(check_environment("environment", environment), output))
+
+
+def kms_key_arn(environment: str) -> ImportValue:
+    """For another Scrybe stack: ``KmsKeyArn=kms_key_arn("production")``."""
+    return import_output(environment, "KmsKeyArn")
+
+
+def kms_key_id(environment: str) -> ImportValue:
+    return import_output(environment, "KmsKeyId")
+
+
+def kms_key_alias(environment: str) -> ImportValue:
+    return import_output(environment, "KmsKeyAlias")
+
+
+def cloudtrail_arn(environment: str) -> ImportValue:
+    return import_output(environment, "CloudTrailArn")
+
+
+def audit_logs_bucket(environment: str) -> ImportValue:
+    return import_output(environment, "AuditLogsBucket")

@@ -1,0 +1,208 @@
+"""Policy vocabulary: one action list per permission, and statement builders named for intent.
+
+Everything that decides *who may do what* lives here, so that the key, bucket, trail and topic
+builders read like a list of grants, and the tests check the same lists the policies are built
+from. Statements carry a ``Sid`` that says why they exist.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+import awacs.kms as kms
+import awacs.s3 as s3
+import awacs.sns as sns
+from awacs.aws import (
+    Action,
+    Allow,
+    ArnEquals,
+    AWSPrincipal,
+    Bool,
+    Condition,
+    ConditionElement,
+    Deny,
+    PolicyDocument,
+    Principal,
+    Statement,
+    StringEquals,
+    StringLike,
+)
+
+__all__ = [
+    "APPLICATION_CRYPTO_ACTIONS",
+    "CLOUDTRAIL_DESCRIBE_ACTIONS",
+    "CLOUDTRAIL_ENCRYPT_ACTIONS",
+    "CLOUDTRAIL_BUCKET_KEY_ACTIONS",
+    "CRYPTO_ACTIONS",
+    "KEY_ADMIN_ACTIONS",
+    "LOG_GROUP_KEY_ACTIONS",
+    "TOPIC_PUBLISHER_KEY_ACTIONS",
+    "action_names",
+    "allow_emergency_access",
+    "allow_key_administration",
+    "allow_key_use",
+    "allow_service",
+    "conditions",
+    "deny_insecure_transport",
+    "policy_document",
+]
+
+#: What the application role may do, exactly as the original: use the key, never manage it.
+APPLICATION_CRYPTO_ACTIONS: tuple[Action, ...] = (
+    kms.Encrypt,
+    kms.Decrypt,
+    kms.Action("ReEncrypt*"),
+    kms.Action("GenerateDataKey*"),
+    kms.DescribeKey,
+)
+
+#: Key management, spelled out. No wildcard: ``kms:Create*`` would include ``CreateGrant`` and
+#: ``kms:Put*``/``kms:*`` more, either of which lets an admin give itself Decrypt (pitfall 3).
+#: ``PutKeyPolicy`` stays: KMS's lockout safety check requires the deployer to keep it. That
+#: residual risk is named in the README and alarmed on.
+KEY_ADMIN_ACTIONS: tuple[Action, ...] = (
+    kms.CancelKeyDeletion,
+    kms.CreateAlias,
+    kms.DeleteAlias,
+    kms.DescribeKey,
+    kms.DisableKey,
+    kms.DisableKeyRotation,
+    kms.EnableKey,
+    kms.EnableKeyRotation,
+    kms.GetKeyPolicy,
+    kms.GetKeyRotationStatus,
+    kms.ListGrants,
+    kms.ListKeyPolicies,
+    kms.ListKeyRotations,
+    kms.ListResourceTags,
+    kms.PutKeyPolicy,
+    kms.RevokeGrant,
+    kms.RotateKeyOnDemand,
+    kms.ScheduleKeyDeletion,
+    kms.TagResource,
+    kms.UntagResource,
+    kms.UpdateAlias,
+    kms.UpdateKeyDescription,
+)
+
+#: Every KMS operation that reads or produces protected data (or hands that power on).
+CRYPTO_ACTIONS: tuple[Action, ...] = (
+    kms.Decrypt,
+    kms.DeriveSharedSecret,
+    kms.Encrypt,
+    kms.GenerateDataKey,
+    kms.GenerateDataKeyPair,
+    kms.GenerateDataKeyPairWithoutPlaintext,
+    kms.GenerateDataKeyWithoutPlaintext,
+    kms.GenerateMac,
+    kms.ReEncryptFrom,
+    kms.ReEncryptTo,
+    kms.Sign,
+    kms.Verify,
+    kms.VerifyMac,
+)
+
+#: CloudTrail writing encrypted log and digest files (CloudTrail guide, "Granting encrypt permissions").
+CLOUDTRAIL_ENCRYPT_ACTIONS: tuple[Action, ...] = (kms.Action("GenerateDataKey*"),)
+#: CloudTrail checking the key when a trail is created or updated.
+CLOUDTRAIL_DESCRIBE_ACTIONS: tuple[Action, ...] = (kms.DescribeKey,)
+#: With an S3 Bucket Key on the log bucket, CloudTrail also needs Decrypt to create/update the trail.
+CLOUDTRAIL_BUCKET_KEY_ACTIONS: tuple[Action, ...] = (kms.Decrypt,)
+#: CloudWatch Logs encrypting a log group (CloudWatch Logs guide, "Encrypt log data using AWS KMS").
+LOG_GROUP_KEY_ACTIONS: tuple[Action, ...] = (
+    kms.Action("Encrypt*"),
+    kms.Action("Decrypt*"),
+    kms.Action("ReEncrypt*"),
+    kms.Action("GenerateDataKey*"),
+    kms.Action("Describe*"),
+)
+#: An AWS service publishing to an SNS topic encrypted with a customer key.
+TOPIC_PUBLISHER_KEY_ACTIONS: tuple[Action, ...] = (kms.Action("GenerateDataKey*"), kms.Decrypt)
+
+#: Object-level S3 actions the TLS-only statement also has to cover.
+S3_ALL: Action = s3.Action("*")
+SNS_PUBLISH: Action = sns.Publish
+
+
+def action_names(actions: Iterable[Action]) -> list[str]:
+    """``kms:Decrypt``-style strings, for tests and reports."""
+    return [a.JSONrepr() for a in actions]
+
+
+def conditions(*elements: ConditionElement) -> Condition:
+    """Merge condition elements into one ``Condition`` with one entry per operator.
+
+    awacs renders ``Condition([StringEquals(a), StringEquals(b)])`` as a dict keyed by operator,
+    silently keeping only the last ``StringEquals``; that would drop a security condition
+    without a word. Here keys under the same operator are merged, and a key given twice with
+    different values is an error.
+    """
+    merged: dict[type, dict[str, Any]] = {}
+    for element in elements:
+        bucket = merged.setdefault(type(element), {})
+        for key, value in element.get_dict().items():
+            if key in bucket and bucket[key] != value:
+                raise ValueError(f"condition key {key!r} given twice under {element.condition} "
+                                 f"with different values")
+            bucket[key] = value
+    return Condition([operator(values) for operator, values in merged.items()])
+
+
+def _statement(effect: Any, sid: str, principal: Principal | str, actions: Sequence[Action],
+               resources: Sequence[Any], condition: Condition | None) -> Statement:
+    kwargs: dict[str, Any] = {
+        "Sid": sid,
+        "Effect": effect,
+        "Principal": principal if isinstance(principal, Principal) else Principal(principal),
+        "Action": list(actions),
+        "Resource": list(resources),
+    }
+    if condition is not None:
+        kwargs["Condition"] = condition
+    return Statement(**kwargs)
+
+
+def _roles(arns: Sequence[str]) -> AWSPrincipal:
+    return AWSPrincipal(arns[0] if len(arns) == 1 else list(arns))
+
+
+def allow_key_use(sid: str, role_arns: Sequence[str]) -> Statement:
+    """The application's grant: cryptographic use of the key and nothing else."""
+    return _statement(Allow, sid, _roles(role_arns), APPLICATION_CRYPTO_ACTIONS, ["*"], None)
+
+
+def allow_key_administration(sid: str, role_arns: Sequence[str]) -> Statement:
+    """Administrators manage the key's life and policy but can neither use it nor grant use."""
+    return _statement(Allow, sid, _roles(role_arns), KEY_ADMIN_ACTIONS, ["*"], None)
+
+
+def allow_emergency_access(sid: str, role_arn: str) -> Statement:
+    """Break glass: everything, but only for a session that signed in with MFA.
+
+    ``Bool`` (not ``BoolIfExists``) in an Allow: long-term credentials carry no MFA key at all,
+    and must not match.
+    """
+    return _statement(Allow, sid, _roles([role_arn]), [kms.Action("*")], ["*"],
+                      conditions(Bool("aws:MultiFactorAuthPresent", "true")))
+
+
+def allow_service(sid: str, service: Any, actions: Sequence[Action],
+                  resources: Sequence[Any] = ("*",), *condition: ConditionElement) -> Statement:
+    """An AWS service principal, scoped by the conditions AWS documents for it."""
+    return _statement(Allow, sid, Principal("Service", service), actions, resources,
+                      conditions(*condition) if condition else None)
+
+
+def deny_insecure_transport(resources: Sequence[Any], actions: Sequence[Action] = (S3_ALL,),
+                            sid: str = "DenyInsecureTransport") -> Statement:
+    """Refuse every request not made over TLS (Security Hub S3.5)."""
+    return _statement(Deny, sid, "*", actions, resources,
+                      conditions(Bool("aws:SecureTransport", "false")))
+
+
+def policy_document(statements: Iterable[Statement], policy_id: str | None = None) -> PolicyDocument:
+    kwargs: dict[str, Any] = {"Version": "2012-10-17", "Statement": list(statements)}
+    if policy_id:
+        kwargs["Id"] = policy_id
+    return PolicyDocument(**kwargs)
+

@@ -1,0 +1,80 @@
+"""Assemble one environment's template from a validated configuration.
+
+Pure: reads no file and no environment variable, so the same configuration always gives the
+same template, and tests can call it directly.
+"""
+
+from __future__ import annotations
+
+from troposphere import Ref, Template
+
+from scrybe_kms import alarms, bucket, key, naming, outputs, trail
+from scrybe_kms.config import EnvironmentConfig
+from scrybe_kms import policies
+
+__all__ = ["build_template", "render"]
+
+
+def _guards(template: Template, cfg: EnvironmentConfig) -> None:
+    """Template rules: a template built for one account and region deploys nowhere else."""
+    template.add_rule("DeployOnlyToConfiguredRegion", {"Assertions": [{
+        "Assert": {"Fn::Equals": [{"Ref": "AWS::Region"}, cfg.aws_region]},
+        "AssertDescription": f"This template was built for region {cfg.aws_region} "
+                             f"({cfg.environment}); deploy it there, or rebuild it for another region.",
+    }]})
+    template.add_rule("DeployOnlyToConfiguredAccount", {"Assertions": [{
+        "Assert": {"Fn::Equals": [{"Ref": "AWS::AccountId"}, cfg.account_id]},
+        "AssertDescription": f"This template was built for account {cfg.account_id} "
+                             f"({cfg.environment}), the account its IAM roles live in.",
+    }]})
+
+
+def build_template(cfg: EnvironmentConfig) -> Template:
+    env = cfg.environment
+    t = Template(Description=f"Scrybe PHI encryption: KMS master key, audit trail and alarms ({env})")
+    _guards(t, cfg)
+
+    phi = key.managed_key(
+        t, "PhiKey", environment=env, purpose="phi-encryption",
+        description=f"Scrybe PHI master key ({env})",
+        admin_role_arns=cfg.admin_role_arns,
+        emergency_role_arn=cfg.emergency_access_role_arn,
+        deletion_window_days=cfg.deletion_window_days,
+    )
+    phi.add_statement(policies.allow_key_use("ApplicationUsesKeyForCryptoOnly", [cfg.application_role_arn]))
+    key.key_aliases(t, phi, cfg.aliases, title_prefix="PhiKeyAlias")
+
+    audit = key.managed_key(
+        t, "AuditKey", environment=env, purpose="audit-path",
+        description=f"Scrybe audit-path key for the trail log group and alarm topic ({env})",
+        admin_role_arns=cfg.admin_role_arns,
+        emergency_role_arn=cfg.emergency_access_role_arn,
+        deletion_window_days=cfg.deletion_window_days,
+    )
+    key.key_aliases(t, audit, [naming.audit_alias(env)], title_prefix="AuditKeyAlias")
+
+    access_logs = bucket.access_log_bucket(
+        t, environment=env, name=naming.access_log_bucket_name(env),
+        retention_days=cfg.audit_log_retention_days)
+    logs_bucket = bucket.audit_log_bucket(
+        t, environment=env, name=naming.audit_bucket_name(env), key=phi,
+        access_logs=access_logs, retention_days=cfg.audit_log_retention_days)
+
+    log_group = trail.trail_log_group(t, environment=env, key=audit,
+                                      retention_days=cfg.audit_log_retention_days)
+    audit_trail = trail.audit_trail(t, environment=env, key=phi, bucket=logs_bucket, log_group=log_group)
+
+    topic = alarms.alarm_topic(t, environment=env, key=audit, emails=cfg.alarm_emails)
+    actions = [Ref(topic)] + ([cfg.alarm_topic_arn] if cfg.alarm_topic_arn else [])
+    alarms.key_event_alarms(t, environment=env, key=phi, log_group=log_group, actions=actions)
+    rule = alarms.key_event_rule(t, environment=env, key=phi, topic=topic)
+    alarms.alarm_topic_policy(t, environment=env, topic=topic, rule=rule)
+
+    outputs.add_outputs(t, environment=env, key=phi, alias=cfg.primary_alias,
+                        trail=audit_trail.resource, bucket=logs_bucket.resource)
+    return t
+
+
+def render(cfg: EnvironmentConfig) -> str:
+    """The template as deterministic JSON: sorted keys, fixed indent, trailing newline."""
+    return build_template(cfg).to_json(indent=2, sort_keys=True) + "\n"

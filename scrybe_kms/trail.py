@@ -1,0 +1,141 @@
+"""The CloudTrail trail that records every use and management of the key.
+
+The trail adds its own statements to the PHI key policy and the log bucket policy, each scoped
+with ``aws:SourceArn`` to this trail's ARN (built from its fixed name, so no cycle forms), and
+delivers a copy to a CloudWatch Logs group for the metric filters. That log group is encrypted
+with the *audit* key, not the PHI key: disabling the PHI key must not blind the alarms that
+report it (pitfall 4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import awacs.logs as logs_actions
+import awacs.s3 as s3_actions
+import awacs.sts as sts_actions
+from awacs.aws import Allow, ArnEquals, Principal, Statement, StringEquals, StringLike
+from troposphere import GetAtt, Ref, Sub, Template, cloudtrail, iam, logs
+
+from scrybe_kms import naming, policies
+from scrybe_kms.bucket import BucketHandle
+from scrybe_kms.key import KeyHandle
+from scrybe_kms.tags import standard_tags
+
+__all__ = ["TrailHandle", "audit_trail", "trail_log_group"]
+
+
+@dataclass(frozen=True)
+class TrailHandle:
+    resource: cloudtrail.Trail
+    log_group: logs.LogGroup
+
+    @property
+    def arn(self) -> GetAtt:
+        return GetAtt(self.resource, "Arn")
+
+    @property
+    def log_group_name(self) -> Ref:
+        return Ref(self.log_group)
+
+
+def trail_log_group(template: Template, *, environment: str, key: KeyHandle,
+                    retention_days: int, title: str = "AuditTrailLogGroup") -> logs.LogGroup:
+    """KMS-encrypted, retained log group; grants the regional Logs service use of ``key``
+    for this log group only (``kms:EncryptionContext:aws:logs:arn``)."""
+    key.add_statement(policies.allow_service(
+        "CloudWatchLogsEncryptTrailLogGroup", Sub("logs.${AWS::Region}.amazonaws.com"),
+        policies.LOG_GROUP_KEY_ACTIONS, ["*"],
+        ArnEquals("kms:EncryptionContext:aws:logs:arn", naming.log_group_arn(environment)),
+    ))
+    return template.add_resource(logs.LogGroup(
+        title,
+        LogGroupName=naming.log_group_name(environment),
+        KmsKeyId=key.arn,
+        RetentionInDays=retention_days,
+        Tags=standard_tags(environment),
+        DeletionPolicy="Retain",
+        UpdateReplacePolicy="Retain",
+    ))
+
+
+def _delivery_role(template: Template, environment: str, log_group: logs.LogGroup) -> iam.Role:
+    """Least privilege for CloudTrail -> CloudWatch Logs: create streams and put events in this
+    group's CloudTrail streams only. (CloudTrail documents no SourceArn support for this role.)"""
+    streams = Sub("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
+                  f"{naming.log_group_name(environment)}:log-stream:${{AWS::AccountId}}_CloudTrail_*")
+    return template.add_resource(iam.Role(
+        "AuditTrailLogDeliveryRole",
+        Description=f"CloudTrail delivers {naming.trail_name(environment)} events to its log group",
+        AssumeRolePolicyDocument=policies.policy_document([Statement(
+            Sid="CloudTrailAssumesRole", Effect=Allow,
+            Principal=Principal("Service", "cloudtrail.amazonaws.com"),
+            Action=[sts_actions.AssumeRole],
+        )]),
+        Policies=[iam.Policy(
+            PolicyName="deliver-to-trail-log-group",
+            PolicyDocument=policies.policy_document([Statement(
+                Sid="WriteTrailEventsToItsLogGroupOnly", Effect=Allow,
+                Action=[logs_actions.CreateLogStream, logs_actions.PutLogEvents],
+                Resource=[streams],
+            )]),
+        )],
+        Tags=standard_tags(environment),
+        DependsOn=[log_group.title],
+    ))
+
+
+def audit_trail(template: Template, *, environment: str, key: KeyHandle, bucket: BucketHandle,
+                log_group: logs.LogGroup, title: str = "AuditTrail") -> TrailHandle:
+    """Multi-region trail of all management events, validated and encrypted with ``key``."""
+    trail_arn = naming.trail_arn(environment)
+    key.add_statement(
+        policies.allow_service(
+            "CloudTrailEncryptLogFiles", "cloudtrail.amazonaws.com", policies.CLOUDTRAIL_ENCRYPT_ACTIONS,
+            ["*"],
+            StringLike("kms:EncryptionContext:aws:cloudtrail:arn",
+                       Sub("arn:${AWS::Partition}:cloudtrail:*:${AWS::AccountId}:trail/*")),
+            StringEquals("aws:SourceArn", trail_arn),
+        ),
+        # No encryption-context condition: DescribeKey carries none.
+        policies.allow_service(
+            "CloudTrailDescribeKey", "cloudtrail.amazonaws.com", policies.CLOUDTRAIL_DESCRIBE_ACTIONS,
+            ["*"], StringEquals("aws:SourceArn", trail_arn),
+        ),
+        # The log bucket uses an S3 Bucket Key; CloudTrail then needs Decrypt to create/update the trail.
+        policies.allow_service(
+            "CloudTrailBucketKeyDecrypt", "cloudtrail.amazonaws.com", policies.CLOUDTRAIL_BUCKET_KEY_ACTIONS,
+            ["*"], StringEquals("aws:SourceArn", trail_arn),
+        ),
+    )
+    bucket.add_statement(
+        policies.allow_service(
+            "CloudTrailAclCheck", "cloudtrail.amazonaws.com", [s3_actions.GetBucketAcl], [bucket.arn],
+            StringEquals("aws:SourceArn", trail_arn),
+        ),
+        policies.allow_service(
+            "CloudTrailWriteLogs", "cloudtrail.amazonaws.com", [s3_actions.PutObject],
+            [bucket.objects("AWSLogs/${AWS::AccountId}/")],
+            StringEquals({"s3:x-amz-acl": "bucket-owner-full-control", "aws:SourceArn": trail_arn}),
+        ),
+    )
+    role = _delivery_role(template, environment, log_group)
+    trail = template.add_resource(cloudtrail.Trail(
+        title,
+        TrailName=naming.trail_name(environment),
+        IsLogging=True,
+        IsMultiRegionTrail=True,
+        IncludeGlobalServiceEvents=True,
+        EnableLogFileValidation=True,
+        KMSKeyId=key.arn,
+        S3BucketName=bucket.name,
+        CloudWatchLogsLogGroupArn=GetAtt(log_group, "Arn"),
+        CloudWatchLogsRoleArn=GetAtt(role, "Arn"),
+        # Every read and write management event; kms.amazonaws.com is never excluded.
+        EventSelectors=[cloudtrail.EventSelector(IncludeManagementEvents=True, ReadWriteType="All")],
+        Tags=standard_tags(environment),
+        # Bucket policy first, or creation races it and fails (pitfall 1). The key policy is
+        # part of the key, which KMSKeyId already waits for.
+        DependsOn=[bucket.policy_resource.title],
+    ))
+    return TrailHandle(trail, log_group)

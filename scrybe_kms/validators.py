@@ -1,0 +1,213 @@
+"""Single-rule validators in the troposphere style.
+
+Each function takes the field name and the value, and returns the (normalised) value or raises
+``ValueError`` with a message of the form ``'field' must be ... (got value)``. They know nothing
+about each other; :mod:`scrybe_kms.config` runs them all and collects every failure.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any, Iterable
+
+__all__ = [
+    "CLOUDWATCH_LOGS_RETENTION_DAYS",
+    "ENVIRONMENTS",
+    "MIN_AUDIT_RETENTION_DAYS",
+    "RoleArn",
+    "alias_name",
+    "deletion_window",
+    "email_address",
+    "environment",
+    "partition_of",
+    "region",
+    "retention_days",
+    "role_arn",
+    "sns_topic_arn",
+    "unique",
+]
+
+ENVIRONMENTS = ("dev", "staging", "production")
+
+#: The only values CloudWatch Logs accepts for RetentionInDays.
+CLOUDWATCH_LOGS_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+)
+#: HIPAA requires six years for compliance documentation; audit logs may not be kept for less.
+MIN_AUDIT_RETENTION_DAYS = 2192
+
+#: Partitions we deploy to. The isolated (ISO) partitions are deliberately not offered.
+PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
+
+_PARTITION = r"(?P<partition>aws|aws-cn|aws-us-gov)"
+_ACCOUNT = r"(?P<account>[0-9]{12})"
+_ROLE_ARN = re.compile(
+    rf"arn:{_PARTITION}:iam::{_ACCOUNT}:role/(?P<path>(?:[A-Za-z0-9+=,.@_-]+/)*)"
+    r"(?P<name>[A-Za-z0-9+=,.@_-]{1,64})",
+    re.ASCII,
+)
+_TOPIC_ARN = re.compile(
+    rf"arn:{_PARTITION}:sns:(?P<region>[a-z0-9-]+):{_ACCOUNT}:(?P<name>[A-Za-z0-9_-]{{1,256}})",
+    re.ASCII,
+)
+_EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
+                    re.ASCII)
+_ALIAS = re.compile(r"alias/[A-Za-z0-9/_-]{1,250}", re.ASCII)
+
+# What people paste by mistake, recognised so the message can say what it is.
+_NOT_A_ROLE = (
+    (re.compile(r"arn:[^:]*:iam::[^:]*:user/"), "an IAM user ARN, not a role ARN"),
+    (re.compile(r"arn:[^:]*:iam::[^:]*:group/"), "an IAM group ARN, not a role ARN"),
+    (re.compile(r"arn:[^:]*:iam::[^:]*:root$"), "an account root ARN, not a role ARN"),
+    (re.compile(r"arn:[^:]*:sts::[^:]*:assumed-role/"),
+     "an STS assumed-role session ARN; use the role's IAM ARN"),
+    (re.compile(r"arn:[^:]*:iam::[0-9]*:role/aws-service-role/"), "a service-linked role"),
+)
+
+
+class RoleArn(str):
+    """A validated IAM role ARN that also knows its partition and account."""
+
+    partition: str
+    account: str
+
+    def __new__(cls, value: str) -> "RoleArn":
+        match = _ROLE_ARN.fullmatch(value)
+        if match is None:  # pragma: no cover - guarded by role_arn()
+            raise ValueError(value)
+        obj = super().__new__(cls, value)
+        obj.partition = match["partition"]
+        obj.account = match["account"]
+        return obj
+
+
+def _got(value: Any) -> str:
+    return f"(got {value!r})"
+
+
+def _require_str(field: str, value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"'{field}' must be {what} {_got(value)}")
+    if value != value.strip() or not value:
+        raise ValueError(f"'{field}' must be {what} without surrounding whitespace {_got(value)}")
+    return value
+
+
+def environment(field: str, value: Any) -> str:
+    """The environment name picks names, exports and alarms: only the three we run."""
+    _require_str(field, value, "one of " + ", ".join(ENVIRONMENTS))
+    if value not in ENVIRONMENTS:
+        raise ValueError(f"'{field}' must be one of {', '.join(ENVIRONMENTS)} {_got(value)}")
+    return value
+
+
+@lru_cache(maxsize=None)
+def _regions() -> dict[str, str]:
+    """Region -> partition, from botocore's endpoint data (kept current by AWS, not by us)."""
+    import botocore.session
+
+    session = botocore.session.get_session()
+    found: dict[str, str] = {}
+    for partition in PARTITIONS:
+        kms = set(session.get_available_regions("kms", partition_name=partition))
+        trail = set(session.get_available_regions("cloudtrail", partition_name=partition))
+        for name in kms & trail:
+            found[name] = partition
+    return found
+
+
+def region(field: str, value: Any) -> str:
+    """A region both KMS and CloudTrail serve, so the template can deploy there."""
+    _require_str(field, value, "an AWS region such as 'us-west-2'")
+    if value not in _regions():
+        raise ValueError(f"'{field}' must be an AWS region where KMS and CloudTrail run, "
+                         f"such as 'us-west-2' {_got(value)}")
+    return value
+
+
+def partition_of(region_name: str) -> str:
+    """The ARN partition of a region validated by :func:`region`."""
+    return _regions()[region_name]
+
+
+def role_arn(field: str, value: Any) -> RoleArn:
+    """An IAM role ARN; users, groups, sessions and root are refused with what they are."""
+    what = "an IAM role ARN (arn:<partition>:iam::<12-digit account>:role/<name>)"
+    _require_str(field, value, what)
+    if _ROLE_ARN.fullmatch(value) is None:
+        for pattern, kind in _NOT_A_ROLE:
+            if pattern.match(value):
+                raise ValueError(f"'{field}' must be {what}; this is {kind} {_got(value)}")
+        raise ValueError(f"'{field}' must be {what} {_got(value)}")
+    if "/aws-service-role/" in value:
+        raise ValueError(f"'{field}' must be {what}; this is a service-linked role {_got(value)}")
+    return RoleArn(value)
+
+
+def sns_topic_arn(field: str, value: Any, region_name: str | None) -> str:
+    """An SNS topic in the stack's region: CloudWatch alarms cannot notify another region."""
+    what = "an SNS topic ARN (arn:<partition>:sns:<region>:<12-digit account>:<name>)"
+    _require_str(field, value, what)
+    match = _TOPIC_ARN.fullmatch(value)
+    if match is None:
+        raise ValueError(f"'{field}' must be {what} {_got(value)}")
+    if region_name is not None and match["region"] != region_name:
+        raise ValueError(f"'{field}' must be a topic in aws_region {region_name!r}, because "
+                         f"CloudWatch alarms only notify topics in their own region {_got(value)}")
+    return value
+
+
+def email_address(field: str, value: Any) -> str:
+    """An address SNS can subscribe; whitespace and non-ASCII look-alikes are refused."""
+    _require_str(field, value, "an email address")
+    if _EMAIL.fullmatch(value) is None:
+        raise ValueError(f"'{field}' must be an email address {_got(value)}")
+    return value
+
+
+def alias_name(field: str, value: Any) -> str:
+    """A KMS alias we may create: 'alias/...' and never in the reserved 'alias/aws/' space."""
+    _require_str(field, value, "a KMS alias name starting with 'alias/'")
+    if _ALIAS.fullmatch(value) is None:
+        raise ValueError(f"'{field}' must be a KMS alias name 'alias/<letters, digits, / _ ->' "
+                         f"{_got(value)}")
+    if value.startswith("alias/aws/"):
+        raise ValueError(f"'{field}' must not use the reserved 'alias/aws/' prefix {_got(value)}")
+    return value
+
+
+def _integer(field: str, value: Any, what: str) -> int:
+    # bool is an int subclass: True must not quietly become 1.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"'{field}' must be {what} {_got(value)}")
+    return value
+
+
+def deletion_window(field: str, value: Any) -> int:
+    """KMS accepts a 7-30 day waiting period; it is the last chance to cancel a deletion."""
+    what = "an integer number of days between 7 and 30"
+    _integer(field, value, what)
+    if not 7 <= value <= 30:
+        raise ValueError(f"'{field}' must be {what} {_got(value)}")
+    return value
+
+
+def retention_days(field: str, value: Any) -> int:
+    """One of CloudWatch Logs' retention values, and at least HIPAA's six years."""
+    what = (f"a CloudWatch Logs retention value of at least {MIN_AUDIT_RETENTION_DAYS} days "
+            f"({', '.join(str(d) for d in CLOUDWATCH_LOGS_RETENTION_DAYS if d >= MIN_AUDIT_RETENTION_DAYS)})")
+    _integer(field, value, what)
+    if value not in CLOUDWATCH_LOGS_RETENTION_DAYS or value < MIN_AUDIT_RETENTION_DAYS:
+        raise ValueError(f"'{field}' must be {what} {_got(value)}")
+    return value
+
+
+def unique(field: str, values: Iterable[str]) -> None:
+    """Duplicates are always a typo or a copy-paste, and a policy should say each thing once."""
+    seen: set[str] = set()
+    for index, value in enumerate(values):
+        if value in seen:
+            raise ValueError(f"'{field}[{index}]' duplicates an earlier entry {_got(value)}")
+        seen.add(value)

@@ -1,0 +1,21 @@
+"""Dev: the shortest deletion window KMS allows and no break-glass role; everything else
+(rotation, policy, trail, alarms) is as strict as production.
+
+Build with ``python stacks/dev.py`` (writes out/dev.json) or ``tox -e build``.
+"""
+
+import sys
+
+from scrybe_kms.cli import run_stack
+
+SETTINGS = {
+    "environment": "dev",
+    "aws_region": "us-west-2",
+    "application_role_arn": "arn:aws:iam::123456789012:role/scrybe-dev-app",
+    "admin_role_arns": ["arn:aws:iam::123456789012:role/scrybe-admin"],
+    "deletion_window_days": 7,
+    "alarm_emails": ["dev-alerts@scrybe.example"],
+}
+
+if __name__ == "__main__":
+    sys.exit(run_stack(SETTINGS, source=__file__))
