@@ -12,8 +12,9 @@ Two channels report each event, and neither depends on the PHI key (pitfall 4):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from awacs.aws import ArnLike, StringEquals
 from troposphere import GetAtt, Ref, Sub, Template, cloudwatch, events, logs, sns
@@ -23,9 +24,9 @@ from scrybe_kms.key import KeyHandle
 from scrybe_kms.tags import standard_tags
 
 __all__ = [
-    "AlarmSpec",
     "CIS_4_7_PATTERN",
     "KEY_ALARMS",
+    "AlarmSpec",
     "alarm_topic",
     "filter_pattern",
     "key_event_alarms",

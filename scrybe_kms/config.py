@@ -7,8 +7,9 @@ fixing it sees every problem in one run, each as ``'field' must be ... (got valu
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from scrybe_kms import validators as v
 
@@ -115,8 +116,8 @@ class EnvironmentConfig:
         object.__setattr__(self, "admin_role_arns", tuple(admins))
         object.__setattr__(self, "alarm_emails", tuple(emails))
         object.__setattr__(self, "additional_aliases", tuple(aliases))
-        object.__setattr__(self, "account_id", app.account)
-        object.__setattr__(self, "partition", app.partition)
+        object.__setattr__(self, "account_id", v.arn_account(self.application_role_arn))
+        object.__setattr__(self, "partition", v.arn_partition(self.application_role_arn))
 
     @staticmethod
     def _sequence(name: str, value: Any, problems: list[str], what: str,
@@ -130,8 +131,8 @@ class EnvironmentConfig:
         return list(value)
 
     @staticmethod
-    def _separation_of_duties(app: v.RoleArn | None, admins: list[v.RoleArn],
-                              emergency: v.RoleArn | None, problems: list[str]) -> None:
+    def _separation_of_duties(app: str | None, admins: list[str],
+                              emergency: str | None, problems: list[str]) -> None:
         """One role, one duty: whoever uses the key must not also manage it, and vice versa."""
         for i, admin in enumerate(admins):
             if app is not None and admin == app:
@@ -145,27 +146,27 @@ class EnvironmentConfig:
                             f"break-glass access must stay separate and MFA-only (got {emergency!r})")
 
     @staticmethod
-    def _one_account(app: v.RoleArn | None, admins: list[v.RoleArn | None],
-                     emergency: v.RoleArn | None, topic: str | None, region: str | None,
+    def _one_account(app: str | None, admins: list[str | None],
+                     emergency: str | None, topic: str | None, region: str | None,
                      problems: list[str]) -> None:
         """Every ARN names the same account and the region's partition: the stack's own."""
         if app is None:
             return
-        named: list[tuple[str, v.RoleArn | None]] = [(f"admin_role_arns[{i}]", a) for i, a in enumerate(admins)]
+        named: list[tuple[str, str | None]] = [(f"admin_role_arns[{i}]", a) for i, a in enumerate(admins)]
         named.append(("emergency_access_role_arn", emergency))
         for name, arn in named:
-            if arn is not None and arn.account != app.account:
-                problems.append(f"'{name}' must be in the application role's account {app.account}, "
+            if arn is not None and v.arn_account(arn) != v.arn_account(app):
+                problems.append(f"'{name}' must be in the application role's account {v.arn_account(app)}, "
                                 f"the account the key lives in (got {str(arn)!r})")
-        if topic is not None and f":{app.account}:" not in topic:
+        if topic is not None and f":{v.arn_account(app)}:" not in topic:
             problems.append(f"'alarm_topic_arn' must be in the application role's account "
-                            f"{app.account} (got {topic!r})")
-        if region is not None and v.partition_of(region) != app.partition:
+                            f"{v.arn_account(app)} (got {topic!r})")
+        if region is not None and v.partition_of(region) != v.arn_partition(app):
             problems.append(f"'application_role_arn' must be in partition {v.partition_of(region)!r} "
                             f"of aws_region {region!r} (got {str(app)!r})")
 
     @classmethod
-    def from_mapping(cls, settings: Mapping[str, Any], source: str | None = None) -> "EnvironmentConfig":
+    def from_mapping(cls, settings: Mapping[str, Any], source: str | None = None) -> EnvironmentConfig:
         """Build from plain settings (a stack file's SETTINGS, a parsed file); unknown keys fail."""
         if not isinstance(settings, Mapping):
             raise ConfigError([f"the configuration must be a mapping of field to value (got {settings!r})"],

@@ -5,8 +5,9 @@ from __future__ import annotations
 import importlib.util
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from scrybe_kms.config import ConfigError, EnvironmentConfig
 
@@ -53,13 +54,18 @@ def write_all(out_dir: Path, files: Mapping[str, str]) -> list[str]:
             target = out_dir / name
             if target.is_file() and target.read_text(encoding="utf-8") == content:
                 continue
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out_dir)
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out_dir)
+            staged.append((name, Path(tmp_name)))
+            try:
+                handle = os.fdopen(fd, "w", encoding="utf-8", newline="\n")
+            except BaseException:
+                os.close(fd)
+                raise
+            with handle:
                 handle.write(content)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.chmod(tmp, 0o644)
-            staged.append((name, Path(tmp)))
+            os.chmod(tmp_name, 0o644)
     except BaseException:
         for _, tmp in staged:
             tmp.unlink(missing_ok=True)

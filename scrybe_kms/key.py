@@ -8,8 +8,8 @@ lives next to the resource that needs it.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from awacs.aws import PolicyDocument, Statement
 from troposphere import GetAtt, Ref, Template, kms

@@ -11,11 +11,11 @@ from troposphere import Sub
 
 __all__ = [
     "PREFIX",
+    "access_log_bucket_name",
     "alarm_name",
     "alarm_name_prefix",
     "audit_alias",
     "audit_bucket_name",
-    "access_log_bucket_name",
     "export_name",
     "log_group_arn",
     "log_group_name",

@@ -7,7 +7,8 @@ from. Statements carry a ``Sid`` that says why they exist.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import awacs.kms as kms
 import awacs.s3 as s3
@@ -15,7 +16,6 @@ import awacs.sns as sns
 from awacs.aws import (
     Action,
     Allow,
-    ArnEquals,
     AWSPrincipal,
     Bool,
     Condition,
@@ -24,15 +24,13 @@ from awacs.aws import (
     PolicyDocument,
     Principal,
     Statement,
-    StringEquals,
-    StringLike,
 )
 
 __all__ = [
     "APPLICATION_CRYPTO_ACTIONS",
+    "CLOUDTRAIL_BUCKET_KEY_ACTIONS",
     "CLOUDTRAIL_DESCRIBE_ACTIONS",
     "CLOUDTRAIL_ENCRYPT_ACTIONS",
-    "CLOUDTRAIL_BUCKET_KEY_ACTIONS",
     "CRYPTO_ACTIONS",
     "KEY_ADMIN_ACTIONS",
     "LOG_GROUP_KEY_ACTIONS",

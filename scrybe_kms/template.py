@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from troposphere import Ref, Template
 
-from scrybe_kms import alarms, bucket, key, naming, outputs, trail
+from scrybe_kms import alarms, bucket, key, naming, outputs, policies, trail
 from scrybe_kms.config import EnvironmentConfig
-from scrybe_kms import policies
 
 __all__ = ["build_template", "render"]
 
@@ -77,4 +76,5 @@ def build_template(cfg: EnvironmentConfig) -> Template:
 
 def render(cfg: EnvironmentConfig) -> str:
     """The template as deterministic JSON: sorted keys, fixed indent, trailing newline."""
-    return build_template(cfg).to_json(indent=2, sort_keys=True) + "\n"
+    text: str = build_template(cfg).to_json(indent=2, sort_keys=True)
+    return text + "\n"

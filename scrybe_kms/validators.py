@@ -8,15 +8,17 @@ about each other; :mod:`scrybe_kms.config` runs them all and collects every fail
 from __future__ import annotations
 
 import re
-from functools import lru_cache
-from typing import Any, Iterable
+from collections.abc import Iterable
+from functools import cache
+from typing import Any
 
 __all__ = [
     "CLOUDWATCH_LOGS_RETENTION_DAYS",
     "ENVIRONMENTS",
     "MIN_AUDIT_RETENTION_DAYS",
-    "RoleArn",
     "alias_name",
+    "arn_account",
+    "arn_partition",
     "deletion_window",
     "email_address",
     "environment",
@@ -67,20 +69,12 @@ _NOT_A_ROLE = (
 )
 
 
-class RoleArn(str):
-    """A validated IAM role ARN that also knows its partition and account."""
+def arn_partition(arn: str) -> str:
+    return arn.split(":")[1]
 
-    partition: str
-    account: str
 
-    def __new__(cls, value: str) -> "RoleArn":
-        match = _ROLE_ARN.fullmatch(value)
-        if match is None:  # pragma: no cover - guarded by role_arn()
-            raise ValueError(value)
-        obj = super().__new__(cls, value)
-        obj.partition = match["partition"]
-        obj.account = match["account"]
-        return obj
+def arn_account(arn: str) -> str:
+    return arn.split(":")[4]
 
 
 def _got(value: Any) -> str:
@@ -97,13 +91,13 @@ def _require_str(field: str, value: Any, what: str) -> str:
 
 def environment(field: str, value: Any) -> str:
     """The environment name picks names, exports and alarms: only the three we run."""
-    _require_str(field, value, "one of " + ", ".join(ENVIRONMENTS))
+    checked = _require_str(field, value, "one of " + ", ".join(ENVIRONMENTS))
     if value not in ENVIRONMENTS:
         raise ValueError(f"'{field}' must be one of {', '.join(ENVIRONMENTS)} {_got(value)}")
-    return value
+    return checked
 
 
-@lru_cache(maxsize=None)
+@cache
 def _regions() -> dict[str, str]:
     """Region -> partition, from botocore's endpoint data (kept current by AWS, not by us)."""
     import botocore.session
@@ -120,11 +114,11 @@ def _regions() -> dict[str, str]:
 
 def region(field: str, value: Any) -> str:
     """A region both KMS and CloudTrail serve, so the template can deploy there."""
-    _require_str(field, value, "an AWS region such as 'us-west-2'")
+    checked = _require_str(field, value, "an AWS region such as 'us-west-2'")
     if value not in _regions():
         raise ValueError(f"'{field}' must be an AWS region where KMS and CloudTrail run, "
                          f"such as 'us-west-2' {_got(value)}")
-    return value
+    return checked
 
 
 def partition_of(region_name: str) -> str:
@@ -132,10 +126,10 @@ def partition_of(region_name: str) -> str:
     return _regions()[region_name]
 
 
-def role_arn(field: str, value: Any) -> RoleArn:
+def role_arn(field: str, value: Any) -> str:
     """An IAM role ARN; users, groups, sessions and root are refused with what they are."""
     what = "an IAM role ARN (arn:<partition>:iam::<12-digit account>:role/<name>)"
-    _require_str(field, value, what)
+    checked = _require_str(field, value, what)
     if _ROLE_ARN.fullmatch(value) is None:
         for pattern, kind in _NOT_A_ROLE:
             if pattern.match(value):
@@ -143,39 +137,39 @@ def role_arn(field: str, value: Any) -> RoleArn:
         raise ValueError(f"'{field}' must be {what} {_got(value)}")
     if "/aws-service-role/" in value:
         raise ValueError(f"'{field}' must be {what}; this is a service-linked role {_got(value)}")
-    return RoleArn(value)
+    return checked
 
 
 def sns_topic_arn(field: str, value: Any, region_name: str | None) -> str:
     """An SNS topic in the stack's region: CloudWatch alarms cannot notify another region."""
     what = "an SNS topic ARN (arn:<partition>:sns:<region>:<12-digit account>:<name>)"
-    _require_str(field, value, what)
+    checked = _require_str(field, value, what)
     match = _TOPIC_ARN.fullmatch(value)
     if match is None:
         raise ValueError(f"'{field}' must be {what} {_got(value)}")
     if region_name is not None and match["region"] != region_name:
         raise ValueError(f"'{field}' must be a topic in aws_region {region_name!r}, because "
                          f"CloudWatch alarms only notify topics in their own region {_got(value)}")
-    return value
+    return checked
 
 
 def email_address(field: str, value: Any) -> str:
     """An address SNS can subscribe; whitespace and non-ASCII look-alikes are refused."""
-    _require_str(field, value, "an email address")
+    checked = _require_str(field, value, "an email address")
     if _EMAIL.fullmatch(value) is None:
         raise ValueError(f"'{field}' must be an email address {_got(value)}")
-    return value
+    return checked
 
 
 def alias_name(field: str, value: Any) -> str:
     """A KMS alias we may create: 'alias/...' and never in the reserved 'alias/aws/' space."""
-    _require_str(field, value, "a KMS alias name starting with 'alias/'")
+    checked = _require_str(field, value, "a KMS alias name starting with 'alias/'")
     if _ALIAS.fullmatch(value) is None:
         raise ValueError(f"'{field}' must be a KMS alias name 'alias/<letters, digits, / _ ->' "
                          f"{_got(value)}")
     if value.startswith("alias/aws/"):
         raise ValueError(f"'{field}' must not use the reserved 'alias/aws/' prefix {_got(value)}")
-    return value
+    return checked
 
 
 def _integer(field: str, value: Any, what: str) -> int:
@@ -188,20 +182,20 @@ def _integer(field: str, value: Any, what: str) -> int:
 def deletion_window(field: str, value: Any) -> int:
     """KMS accepts a 7-30 day waiting period; it is the last chance to cancel a deletion."""
     what = "an integer number of days between 7 and 30"
-    _integer(field, value, what)
+    checked = _integer(field, value, what)
     if not 7 <= value <= 30:
         raise ValueError(f"'{field}' must be {what} {_got(value)}")
-    return value
+    return checked
 
 
 def retention_days(field: str, value: Any) -> int:
     """One of CloudWatch Logs' retention values, and at least HIPAA's six years."""
     what = (f"a CloudWatch Logs retention value of at least {MIN_AUDIT_RETENTION_DAYS} days "
             f"({', '.join(str(d) for d in CLOUDWATCH_LOGS_RETENTION_DAYS if d >= MIN_AUDIT_RETENTION_DAYS)})")
-    _integer(field, value, what)
+    checked = _integer(field, value, what)
     if value not in CLOUDWATCH_LOGS_RETENTION_DAYS or value < MIN_AUDIT_RETENTION_DAYS:
         raise ValueError(f"'{field}' must be {what} {_got(value)}")
-    return value
+    return checked
 
 
 def unique(field: str, values: Iterable[str]) -> None:

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from scrybe_kms.config import EnvironmentConfig
+from scrybe_kms.files import load_stack
+from scrybe_kms.template import render
+from scrybe_kms.validators import ENVIRONMENTS
+from tests.helpers import STACKS
+
+
+@pytest.fixture(scope="session")
+def configs() -> dict[str, EnvironmentConfig]:
+    return {env: load_stack(STACKS / f"{env}.py") for env in ENVIRONMENTS}
+
+
+@pytest.fixture(scope="session")
+def rendered(configs: dict[str, EnvironmentConfig]) -> dict[str, str]:
+    """Every environment rendered once: troposphere checks required properties only here."""
+    return {env: render(cfg) for env, cfg in configs.items()}
+
+
+@pytest.fixture(scope="session")
+def templates(rendered: dict[str, str]) -> dict[str, dict[str, Any]]:
+    return {env: json.loads(text) for env, text in rendered.items()}
+
+
+@pytest.fixture(params=ENVIRONMENTS)
+def env(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def template(env: str, templates: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return templates[env]
+
+
+@pytest.fixture
+def cfg(env: str, configs: dict[str, EnvironmentConfig]) -> EnvironmentConfig:
+    return configs[env]

@@ -1,0 +1,100 @@
+"""The audit-log bucket and its access-log bucket: encryption, privacy, retention, policy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from scrybe_kms.config import EnvironmentConfig
+from tests.helpers import statements
+
+TRAIL_ARN = {"Fn::Sub": "arn:${AWS::Partition}:cloudtrail:${AWS::Region}:${AWS::AccountId}:trail/"
+                        "scrybe-phi-audit-trail-{env}"}
+
+
+def bucket(template: dict[str, Any], title: str) -> dict[str, Any]:
+    return template["Resources"][title]
+
+
+@pytest.mark.parametrize("title", ["AuditLogBucket", "AuditLogAccessLogBucket"])
+def test_both_buckets_are_private_versioned_and_retained(template: dict[str, Any], title: str) -> None:
+    b = bucket(template, title)
+    props = b["Properties"]
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True}
+    assert props["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    assert (b["DeletionPolicy"], b["UpdateReplacePolicy"]) == ("Retain", "Retain")
+    tls = statements(template["Resources"][f"{title}Policy"]["Properties"]["PolicyDocument"])["DenyInsecureTransport"]
+    assert tls["Effect"] == "Deny" and tls["Principal"] == "*" and tls["Action"] == ["s3:*"]
+    assert tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert tls["Resource"][0] == {"Fn::GetAtt": [title, "Arn"]}
+    assert tls["Resource"][1] == {"Fn::Sub": ["${BucketArn}/*", {"BucketArn": {"Fn::GetAtt": [title, "Arn"]}}]}
+
+
+def test_audit_bucket_uses_the_phi_key_with_a_bucket_key(template: dict[str, Any]) -> None:
+    rule = bucket(template, "AuditLogBucket")["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule == [{"BucketKeyEnabled": True, "ServerSideEncryptionByDefault": {
+        "SSEAlgorithm": "aws:kms", "KMSMasterKeyID": {"Fn::GetAtt": ["PhiKey", "Arn"]}}}]
+
+
+def test_access_log_bucket_uses_sse_s3_as_s3_requires(template: dict[str, Any]) -> None:
+    rule = bucket(template, "AuditLogAccessLogBucket")["Properties"]["BucketEncryption"]
+    assert rule == {"ServerSideEncryptionConfiguration": [
+        {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}
+
+
+def test_audit_bucket_lifecycle_keeps_every_version_for_the_retention_period(
+        template: dict[str, Any], cfg: EnvironmentConfig) -> None:
+    days = cfg.audit_log_retention_days
+    assert days == 2557
+    rules = bucket(template, "AuditLogBucket")["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert rules == [{
+        "Id": "RetainAuditLogs", "Status": "Enabled",
+        "Transitions": [{"StorageClass": "STANDARD_IA", "TransitionInDays": 90},
+                        {"StorageClass": "GLACIER", "TransitionInDays": 365}],
+        "NoncurrentVersionTransitions": [{"StorageClass": "GLACIER", "TransitionInDays": 30}],
+        "ExpirationInDays": days,
+        "NoncurrentVersionExpiration": {"NoncurrentDays": days},
+        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
+    }]
+    # No rule may expire anything sooner than the retention period.
+    for rule in rules:
+        assert rule.get("ExpirationInDays", days) >= days
+        assert rule.get("NoncurrentVersionExpiration", {}).get("NoncurrentDays", days) >= days
+
+
+def test_audit_bucket_logs_access_to_the_access_log_bucket(template: dict[str, Any]) -> None:
+    b = bucket(template, "AuditLogBucket")
+    assert b["Properties"]["LoggingConfiguration"] == {
+        "DestinationBucketName": {"Ref": "AuditLogAccessLogBucket"}, "LogFilePrefix": "audit-logs-bucket/"}
+    assert b["DependsOn"] == ["AuditLogAccessLogBucketPolicy"]
+    delivery = statements(template["Resources"]["AuditLogAccessLogBucketPolicy"]["Properties"]["PolicyDocument"])[
+        "S3ServerAccessLogDelivery"]
+    assert delivery["Principal"] == {"Service": "logging.s3.amazonaws.com"}
+    assert delivery["Action"] == ["s3:PutObject"]
+    assert delivery["Condition"] == {
+        "ArnLike": {"aws:SourceArn": {"Fn::Sub": ["arn:${AWS::Partition}:s3:::${BucketName}", {
+            "BucketName": b["Properties"]["BucketName"]}]}},
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+    }
+
+
+def test_cloudtrail_delivery_statements_are_scoped_to_this_trail(template: dict[str, Any], env: str) -> None:
+    trail_arn = {"Fn::Sub": TRAIL_ARN["Fn::Sub"].replace("{env}", env)}
+    policy = statements(template["Resources"]["AuditLogBucketPolicy"]["Properties"]["PolicyDocument"])
+    assert set(policy) == {"DenyInsecureTransport", "DenyAuditLogVersionDeletion", "CloudTrailAclCheck",
+                           "CloudTrailWriteLogs"}
+    assert policy["CloudTrailAclCheck"] == {
+        "Sid": "CloudTrailAclCheck", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
+        "Action": ["s3:GetBucketAcl"], "Resource": [{"Fn::GetAtt": ["AuditLogBucket", "Arn"]}],
+        "Condition": {"StringEquals": {"aws:SourceArn": trail_arn}}}
+    assert policy["CloudTrailWriteLogs"] == {
+        "Sid": "CloudTrailWriteLogs", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
+        "Action": ["s3:PutObject"],
+        "Resource": [{"Fn::Sub": ["${BucketArn}/AWSLogs/${AWS::AccountId}/*",
+                                  {"BucketArn": {"Fn::GetAtt": ["AuditLogBucket", "Arn"]}}]}],
+        "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control", "aws:SourceArn": trail_arn}}}
+    deny = policy["DenyAuditLogVersionDeletion"]
+    assert (deny["Effect"], deny["Principal"], deny["Action"]) == ("Deny", "*", ["s3:DeleteObjectVersion"])

@@ -1,0 +1,130 @@
+"""The build commands, and what bad input does to them: one message, non-zero, out/ untouched."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import OUT, ROOT, STACKS
+
+
+def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+def snapshot(directory: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir())}
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """A copy of stacks/ and out/ to break things in."""
+    shutil.copytree(STACKS, tmp_path / "stacks")
+    shutil.copytree(OUT, tmp_path / "out")
+    return tmp_path
+
+
+def test_build_all_writes_what_is_committed(tmp_path: Path) -> None:
+    result = run("-m", "scrybe_kms", "build", "--out", str(tmp_path / "o"), "--stacks", str(STACKS))
+    assert result.returncode == 0, result.stderr
+    assert snapshot(tmp_path / "o") == snapshot(OUT)
+
+
+def test_build_one_env_and_stack_file_entrypoint(tmp_path: Path) -> None:
+    result = run("-m", "scrybe_kms", "build", "--env", "dev", "--out", str(tmp_path / "a"), "--stacks", str(STACKS))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["dev.json"]
+    result = run(str(STACKS / "dev.py"), "--out", str(tmp_path / "b"))
+    assert result.returncode == 0, result.stderr
+    assert snapshot(tmp_path / "a") == snapshot(tmp_path / "b")
+
+
+def test_second_build_changes_nothing(workspace: Path) -> None:
+    before = {p.name: p.stat().st_mtime_ns for p in (workspace / "out").iterdir()}
+    result = run("-m", "scrybe_kms", "build", cwd=workspace)
+    assert result.returncode == 0, result.stderr
+    assert "unchanged" in result.stdout and "written" not in result.stdout
+    assert {p.name: p.stat().st_mtime_ns for p in (workspace / "out").iterdir()} == before
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ('"deletion_window_days": 30,', '"deletion_window_days": 45,',
+     "'deletion_window_days' must be an integer number of days between 7 and 30 (got 45)"),
+    ('"aws_region": "us-west-2",', '"aws_region": "us-west-3",',
+     "'aws_region' must be an AWS region where KMS and CloudTrail run, such as 'us-west-2' (got 'us-west-3')"),
+    ('role/scrybe-production-app"', 'user/scrybe-production-app"',
+     "this is an IAM user ARN, not a role ARN (got 'arn:aws:iam::123456789012:user/scrybe-production-app')"),
+    ('"environment": "production",', '"environment": "prod",',
+     "'environment' must be one of dev, staging, production (got 'prod')"),
+    ('"arn:aws:iam::123456789012:role/security-team",', '"arn:aws:iam::123456789012:role/scrybe-admin",',
+     "'admin_role_arns[1]' duplicates an earlier entry (got 'arn:aws:iam::123456789012:role/scrybe-admin')"),
+])
+def test_bad_config_writes_nothing(workspace: Path, old: str, new: str, message: str) -> None:
+    stack = workspace / "stacks" / "production.py"
+    text = stack.read_text()
+    assert old in text
+    stack.write_text(text.replace(old, new, 1))
+    before = snapshot(workspace / "out")
+    for args in (["-m", "scrybe_kms", "build"], [str(stack)]):
+        result = run(*args, cwd=workspace)
+        assert result.returncode == 2
+        assert message in result.stderr
+        assert "Traceback" not in result.stderr
+        assert "nothing was written" in result.stderr
+        assert result.stdout == ""
+        assert snapshot(workspace / "out") == before
+
+
+def test_one_bad_environment_blocks_all(workspace: Path) -> None:
+    """Templates are written as a set: a bad staging config stops dev and production too."""
+    (workspace / "out" / "dev.json").unlink()
+    stack = workspace / "stacks" / "staging.py"
+    stack.write_text(stack.read_text().replace('"deletion_window_days": 30', '"deletion_window_days": True'))
+    result = run("-m", "scrybe_kms", "build", cwd=workspace)
+    assert result.returncode == 2
+    assert "(got True)" in result.stderr
+    assert not (workspace / "out" / "dev.json").exists()
+
+
+def test_stack_file_environment_must_match_its_name(workspace: Path) -> None:
+    stack = workspace / "stacks" / "dev.py"
+    stack.write_text(stack.read_text().replace('"environment": "dev"', '"environment": "production"'))
+    result = run("-m", "scrybe_kms", "build", "--env", "dev", cwd=workspace)
+    assert result.returncode == 2
+    assert "'environment' must match the stack file name 'dev' (got 'production')" in result.stderr
+
+
+def test_unwritable_output_is_one_line_not_a_traceback(workspace: Path) -> None:
+    blocker = workspace / "blocked"
+    blocker.write_text("a file where a directory should be")
+    result = run("-m", "scrybe_kms", "build", "--out", str(blocker), cwd=workspace)
+    assert result.returncode == 2
+    assert "could not write to" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_failed_write_leaves_no_temporary_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from scrybe_kms import files
+
+    (tmp_path / "a.json").write_text("old")
+    calls = {"n": 0}
+    real_fdopen = os.fdopen
+
+    def failing_fdopen(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(28, "No space left on device")
+        return real_fdopen(*args, **kwargs)
+
+    monkeypatch.setattr(files.os, "fdopen", failing_fdopen)
+    with pytest.raises(OSError):
+        files.write_all(tmp_path, {"a.json": "new", "b.json": "new"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
+    assert (tmp_path / "a.json").read_text() == "old"
