@@ -20,6 +20,7 @@ from awacs.aws import ArnLike, StringEquals
 from troposphere import GetAtt, Ref, Sub, Template, cloudwatch, events, logs, sns
 
 from scrybe_kms import naming, policies
+from scrybe_kms.context import context
 from scrybe_kms.key import KeyHandle
 from scrybe_kms.tags import standard_tags
 
@@ -97,6 +98,7 @@ def alarm_topic(template: Template, *, environment: str, key: KeyHandle,
         KmsMasterKeyId=key.arn,
         Subscription=[sns.Subscription(Protocol="email", Endpoint=e) for e in emails],
         Tags=standard_tags(environment),
+        Metadata=context("Carries key alarms to people; encrypted with the audit key, never the PHI key."),
     ))
 
 
@@ -114,6 +116,7 @@ def key_event_alarms(template: Template, *, environment: str, key: KeyHandle,
             FilterPattern=filter_pattern(spec, key),
             MetricTransformations=[logs.MetricTransformation(
                 MetricNamespace=namespace, MetricName=spec.title, MetricValue="1")],
+            Metadata=context(f"Counts the events the {spec.title} alarm reports."),
         ))
         alarms.append(template.add_resource(cloudwatch.Alarm(
             f"{spec.title}Alarm",
@@ -129,6 +132,7 @@ def key_event_alarms(template: Template, *, environment: str, key: KeyHandle,
             TreatMissingData="notBreaching",
             ActionsEnabled=True,
             AlarmActions=list(actions),
+            Metadata=context(spec.description),
         )))
     return alarms
 
@@ -152,6 +156,7 @@ def key_event_rule(template: Template, *, environment: str, key: KeyHandle, topi
             },
         },
         Targets=[events.Target(Id="AlarmTopic", Arn=Ref(topic))],
+        Metadata=context("Second channel for key events that does not wait for CloudTrail log delivery."),
     ))
 
 

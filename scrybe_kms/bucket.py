@@ -14,6 +14,7 @@ from awacs.aws import ArnLike, Deny, PolicyDocument, Principal, Statement, Strin
 from troposphere import GetAtt, Ref, Sub, Template, s3
 
 from scrybe_kms import policies
+from scrybe_kms.context import context
 from scrybe_kms.key import KeyHandle
 from scrybe_kms.tags import standard_tags
 
@@ -52,7 +53,8 @@ class BucketHandle:
 
 
 def _private_bucket(title: str, name: Any, environment: str, encryption: s3.BucketEncryption,
-                    lifecycle: s3.LifecycleConfiguration, **extra: Any) -> s3.Bucket:
+                    lifecycle: s3.LifecycleConfiguration, metadata: dict[str, Any],
+                    **extra: Any) -> s3.Bucket:
     return s3.Bucket(
         title,
         BucketName=name,
@@ -69,6 +71,7 @@ def _private_bucket(title: str, name: Any, environment: str, encryption: s3.Buck
         ),
         LifecycleConfiguration=lifecycle,
         Tags=standard_tags(environment),
+        Metadata=metadata,
         DeletionPolicy="Retain",
         UpdateReplacePolicy="Retain",
         **extra,
@@ -112,10 +115,12 @@ def access_log_bucket(template: Template, *, environment: str, name: Any, retent
             [s3.LifecycleRuleTransition(StorageClass="GLACIER", TransitionInDays=90)],
             [s3.NoncurrentVersionTransition(StorageClass="GLACIER", TransitionInDays=30)],
         )]),
-        Metadata={"checkov": {"skip": [
-            {"id": "CKV_AWS_18", "comment": "This bucket is the access-log destination; logging it "
-                                            "into itself would loop and S3 forbids a second hop."},
-        ]}},
+        context("Receives the audit bucket's S3 server access logs (CIS 3.4, CloudTrail.7).",
+                must=["SSE-S3: S3 delivers server access logs only to SSE-S3 buckets"],
+                checkov={"skip": [
+                    {"id": "CKV_AWS_18", "comment": "This bucket is the access-log destination; logging "
+                                                    "it into itself would loop."},
+                ]}),
     ))
     handle = _with_policy(template, bucket, [])
     handle.add_statement(policies.deny_insecure_transport([handle.arn, handle.objects()]))
@@ -142,6 +147,9 @@ def audit_log_bucket(template: Template, *, environment: str, name: Any, key: Ke
              s3.LifecycleRuleTransition(StorageClass="GLACIER", TransitionInDays=365)],
             [s3.NoncurrentVersionTransition(StorageClass="GLACIER", TransitionInDays=30)],
         )]),
+        context("Holds the CloudTrail log files for the retention period (HIPAA audit evidence).",
+                must=["encrypted with the PHI key, as the original", "never public",
+                      "no log version expires before the retention period"]),
         LoggingConfiguration=s3.LoggingConfiguration(
             DestinationBucketName=access_logs.name, LogFilePrefix=ACCESS_LOG_PREFIX),
         DependsOn=[access_logs.policy_resource.title],

@@ -15,6 +15,7 @@ from awacs.aws import PolicyDocument, Statement
 from troposphere import GetAtt, Ref, Template, kms
 
 from scrybe_kms import policies
+from scrybe_kms.context import context
 from scrybe_kms.tags import standard_tags
 
 __all__ = ["KeyHandle", "key_aliases", "managed_key"]
@@ -59,6 +60,7 @@ def managed_key(
     emergency_role_arn: str | None = None,
     deletion_window_days: int = 30,
     purpose: str,
+    why: str,
 ) -> KeyHandle:
     """A symmetric customer-managed key with rotation on, retained on delete and replace.
 
@@ -84,6 +86,11 @@ def managed_key(
             PendingWindowInDays=deletion_window_days,
             KeyPolicy=policy,
             Tags=standard_tags(environment, Purpose=purpose),
+            Metadata=context(why, mutable="review-required", must=[
+                "never replaced or deleted by a stack operation: data encrypted under it would be lost",
+                "no account-root or wildcard principal; admins never get a cryptographic action",
+                "BypassPolicyLockoutSafetyCheck is never set",
+            ]),
             DeletionPolicy="Retain",
             UpdateReplacePolicy="Retain",
         )
@@ -105,6 +112,9 @@ def key_aliases(template: Template, key: KeyHandle, aliases: Sequence[str],
             _alias_title(title_prefix, alias),
             AliasName=alias,
             TargetKeyId=key.key_id,
+            Metadata=context("Stable name applications and other stacks use for the key; "
+                             "the application's AWS_KMS_KEY_ALIAS.",
+                             must=["always targets this stack's key"]),
             DeletionPolicy="Retain",
             UpdateReplacePolicy="Retain",
         )))

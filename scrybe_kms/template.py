@@ -10,6 +10,7 @@ from troposphere import Ref, Template
 
 from scrybe_kms import alarms, bucket, key, naming, outputs, policies, trail
 from scrybe_kms.config import EnvironmentConfig
+from scrybe_kms.context import template_context
 
 __all__ = ["build_template", "render"]
 
@@ -31,6 +32,17 @@ def _guards(template: Template, cfg: EnvironmentConfig) -> None:
 def build_template(cfg: EnvironmentConfig) -> Template:
     env = cfg.environment
     t = Template(Description=f"Scrybe PHI encryption: KMS master key, audit trail and alarms ({env})")
+    t.set_metadata(template_context(
+        arch="PHI KMS key -> used by the app role; CloudTrail (all regions, all management events) -> "
+             "S3 audit bucket (SSE-KMS with the PHI key, 7-year lifecycle, access-logged) and -> "
+             "CloudWatch Logs (audit key) -> metric filters -> alarms -> SNS topic (audit key); "
+             "EventBridge rule -> same topic",
+        must=[
+            f"deploy only to region {cfg.aws_region} and account {cfg.account_id} (template Rules)",
+            "nothing on the alarm path is encrypted with, or depends on, the PHI key",
+            "key, aliases, buckets and log group are retained on delete and replace",
+        ],
+    ))
     _guards(t, cfg)
 
     phi = key.managed_key(
@@ -39,6 +51,8 @@ def build_template(cfg: EnvironmentConfig) -> Template:
         admin_role_arns=cfg.admin_role_arns,
         emergency_role_arn=cfg.emergency_access_role_arn,
         deletion_window_days=cfg.deletion_window_days,
+        why="Customer-managed key for all PHI Scrybe stores; the application role may only use it, "
+            "admins may only manage it, the emergency role needs MFA.",
     )
     phi.add_statement(policies.allow_key_use("ApplicationUsesKeyForCryptoOnly", [cfg.application_role_arn]))
     key.key_aliases(t, phi, cfg.aliases, title_prefix="PhiKeyAlias")
@@ -49,6 +63,8 @@ def build_template(cfg: EnvironmentConfig) -> Template:
         admin_role_arns=cfg.admin_role_arns,
         emergency_role_arn=cfg.emergency_access_role_arn,
         deletion_window_days=cfg.deletion_window_days,
+        why="Separate key for the trail log group and alarm topic, so disabling the PHI key cannot "
+            "silence the alarm that reports it.",
     )
     key.key_aliases(t, audit, [naming.audit_alias(env)], title_prefix="AuditKeyAlias")
 

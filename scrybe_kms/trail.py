@@ -19,6 +19,7 @@ from troposphere import GetAtt, Ref, Sub, Template, cloudtrail, iam, logs
 
 from scrybe_kms import naming, policies
 from scrybe_kms.bucket import BucketHandle
+from scrybe_kms.context import context
 from scrybe_kms.key import KeyHandle
 from scrybe_kms.tags import standard_tags
 
@@ -54,6 +55,8 @@ def trail_log_group(template: Template, *, environment: str, key: KeyHandle,
         KmsKeyId=key.arn,
         RetentionInDays=retention_days,
         Tags=standard_tags(environment),
+        Metadata=context("CloudTrail's copy for metric filters; encrypted with the audit key so a "
+                         "disabled PHI key cannot blind the alarms."),
         DeletionPolicy="Retain",
         UpdateReplacePolicy="Retain",
     ))
@@ -81,6 +84,7 @@ def _delivery_role(template: Template, environment: str, log_group: logs.LogGrou
             )]),
         )],
         Tags=standard_tags(environment),
+        Metadata=context("Lets CloudTrail write this trail's events to its log group and nothing else."),
         DependsOn=[log_group.title],
     ))
 
@@ -134,6 +138,8 @@ def audit_trail(template: Template, *, environment: str, key: KeyHandle, bucket:
         # Every read and write management event; kms.amazonaws.com is never excluded.
         EventSelectors=[cloudtrail.EventSelector(IncludeManagementEvents=True, ReadWriteType="All")],
         Tags=standard_tags(environment),
+        Metadata=context("Records every use and management of the key, in every region (HIPAA audit).",
+                         must=["kms.amazonaws.com is never excluded", "log file validation stays on"]),
         # Bucket policy first, or creation races it and fails (pitfall 1). The key policy is
         # part of the key, which KMSKeyId already waits for.
         DependsOn=[bucket.policy_resource.title],

