@@ -30,6 +30,8 @@ __all__ = [
     "AlarmSpec",
     "alarm_topic",
     "filter_pattern",
+    "emergency_role_alarm",
+    "key_alarm_specs",
     "key_event_alarms",
     "key_event_rule",
 ]
@@ -58,6 +60,9 @@ def _key_event(event_name: str) -> str:
             + '") && ($.resources[0].ARN = "${KeyArn}") }')
 
 
+#: Access-denied calls on the key within one period that count as probing.
+ACCESS_DENIED_BURST = 5
+
 KEY_ALARMS: tuple[AlarmSpec, ...] = (
     AlarmSpec("KmsKeyDisabledOrDeletionScheduledCis47", CIS_4_7_PATTERN,
               "CIS 4.7: a customer-managed KMS key in this account was disabled or scheduled "
@@ -70,7 +75,42 @@ KEY_ALARMS: tuple[AlarmSpec, ...] = (
               "Deletion of the PHI master key was scheduled: every record encrypted under it "
               "becomes unreadable when the waiting period ends. Cancel with kms:CancelKeyDeletion.",
               ("ScheduleKeyDeletion",)),
+    AlarmSpec("PhiKeyPolicyChanged", _key_event("PutKeyPolicy"),
+              "The PHI key policy was replaced. Admins keep PutKeyPolicy (KMS requires it), so this "
+              "is how an admin could grant itself Decrypt: review the new policy now.",
+              ("PutKeyPolicy",)),
+    AlarmSpec("PhiKeyGrantCreated", _key_event("CreateGrant"),
+              "A grant was created on the PHI key; grants give key use outside the key policy. "
+              "Only the MFA-gated emergency role can do this: find out why.",
+              ("CreateGrant",)),
+    AlarmSpec("PhiKeyRotationDisabled", _key_event("DisableKeyRotation"),
+              "Automatic rotation of the PHI key was turned off (Security Hub KMS.4). Re-enable it.",
+              ("DisableKeyRotation",)),
+    AlarmSpec("PhiKeyAccessDeniedBurst",
+              '{ ($.eventSource = "kms.amazonaws.com") && (($.errorCode = "AccessDenied") || '
+              '($.errorCode = "AccessDeniedException")) && ($.resources[0].ARN = "${KeyArn}") }',
+              f"{ACCESS_DENIED_BURST} or more denied KMS calls on the PHI key within 5 minutes: "
+              "someone is probing for access, or a deployment lost its permissions.",
+              threshold=ACCESS_DENIED_BURST, period=300),
 )
+
+
+def emergency_role_alarm(role_arn: str) -> AlarmSpec:
+    """Any use of the break-glass role: assuming it, or any call made with its sessions."""
+    return AlarmSpec(
+        "EmergencyRoleUsed",
+        '{ ($.userIdentity.sessionContext.sessionIssuer.arn = "' + role_arn + '") || '
+        '(($.eventName = "AssumeRole") && ($.requestParameters.roleArn = "' + role_arn + '")) }',
+        "The break-glass role was assumed or used. Every use must match an open incident; "
+        "otherwise treat it as a compromise.",
+    )
+
+
+def key_alarm_specs(emergency_role_arn: str | None) -> tuple[AlarmSpec, ...]:
+    """The alarms for one configuration: the fixed set, plus the emergency role if there is one."""
+    if emergency_role_arn is None:
+        return KEY_ALARMS
+    return (*KEY_ALARMS, emergency_role_alarm(emergency_role_arn))
 
 
 def filter_pattern(spec: AlarmSpec, key: KeyHandle) -> Any:

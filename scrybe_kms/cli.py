@@ -68,7 +68,7 @@ def run_stack(settings: Mapping[str, Any], source: str, argv: Sequence[str] | No
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Scrybe PHI KMS templates.")
     sub = parser.add_subparsers(dest="command", required=True)
-    b = sub.add_parser("build", help="write out/<env>.json for each environment")
+    b = sub.add_parser("build", help="write out/<env>.json and out/<env>.access.md for each environment")
     b.add_argument("--env", action="append", choices=ENVIRONMENTS,
                    help="environment to build (repeatable; default: all)")
     b.add_argument("--out", type=Path, default=Path("out"), help="output directory (default: out)")

@@ -81,8 +81,9 @@ def build_template(cfg: EnvironmentConfig) -> Template:
 
     topic = alarms.alarm_topic(t, environment=env, key=audit, emails=cfg.alarm_emails)
     actions = [Ref(topic)] + ([cfg.alarm_topic_arn] if cfg.alarm_topic_arn else [])
-    alarms.key_event_alarms(t, environment=env, key=phi, log_group=log_group, actions=actions)
-    rule = alarms.key_event_rule(t, environment=env, key=phi, topic=topic)
+    specs = alarms.key_alarm_specs(cfg.emergency_access_role_arn)
+    alarms.key_event_alarms(t, environment=env, key=phi, log_group=log_group, actions=actions, specs=specs)
+    rule = alarms.key_event_rule(t, environment=env, key=phi, topic=topic, specs=specs)
     alarms.alarm_topic_policy(t, environment=env, topic=topic, rule=rule)
 
     outputs.add_outputs(t, environment=env, key=phi, alias=cfg.primary_alias,

@@ -35,16 +35,41 @@ def test_key_filters_match_this_key_only(template: dict[str, Any]) -> None:
         assert found[title]["LogGroupName"] == {"Ref": "AuditTrailLogGroup"}
 
 
+ALWAYS = {"KmsKeyDisabledOrDeletionScheduledCis47", "PhiKeyDisabled", "PhiKeyDeletionScheduled",
+          "PhiKeyPolicyChanged", "PhiKeyGrantCreated", "PhiKeyRotationDisabled", "PhiKeyAccessDeniedBurst"}
+
+
+def test_the_alarm_set(template: dict[str, Any], cfg: EnvironmentConfig) -> None:
+    expected = ALWAYS | ({"EmergencyRoleUsed"} if cfg.emergency_access_role_arn else set())
+    assert {t.removesuffix("Filter") for t in filters(template)} == expected
+
+
+def test_emergency_role_filter_names_the_role(template: dict[str, Any], cfg: EnvironmentConfig) -> None:
+    if cfg.emergency_access_role_arn is None:
+        return
+    arn = cfg.emergency_access_role_arn
+    assert filters(template)["EmergencyRoleUsedFilter"]["FilterPattern"] == (
+        '{ ($.userIdentity.sessionContext.sessionIssuer.arn = "' + arn + '") || '
+        '(($.eventName = "AssumeRole") && ($.requestParameters.roleArn = "' + arn + '")) }')
+
+
+def test_access_denied_burst_needs_five_in_five_minutes(template: dict[str, Any]) -> None:
+    alarm = template["Resources"]["PhiKeyAccessDeniedBurstAlarm"]["Properties"]
+    assert (alarm["Threshold"], alarm["Period"], alarm["EvaluationPeriods"]) == (5, 300, 1)
+
+
 def test_each_filter_feeds_an_alarm_that_notifies(template: dict[str, Any], cfg: EnvironmentConfig) -> None:
     alarms = {k: v["Properties"] for k, v in resources_of_type(template, "AWS::CloudWatch::Alarm").items()}
-    assert len(alarms) == len(filters(template)) >= 3
+    assert len(alarms) == len(filters(template)) >= 7
     for title, f in filters(template).items():
         [transform] = f["MetricTransformations"]
         alarm = alarms[title.removesuffix("Filter") + "Alarm"]
         assert (alarm["Namespace"], alarm["MetricName"]) == (transform["MetricNamespace"], transform["MetricName"])
         assert transform["MetricValue"] == "1"
         assert alarm["Statistic"] == "Sum"
-        assert alarm["Threshold"] == 1 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+        assert alarm["Threshold"] >= 1 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+        if title != "PhiKeyAccessDeniedBurstFilter":
+            assert (alarm["Threshold"], alarm["Period"]) == (1, 60), "one event must be enough"
         assert alarm["EvaluationPeriods"] == 1
         assert alarm["TreatMissingData"] == "notBreaching"
         assert alarm["ActionsEnabled"] is True
@@ -87,7 +112,8 @@ def test_eventbridge_rule_reports_the_same_events(template: dict[str, Any]) -> N
     assert rule["State"] == "ENABLED"
     assert rule["EventPattern"] == {
         "source": ["aws.kms"], "detail-type": ["AWS API Call via CloudTrail"],
-        "detail": {"eventSource": ["kms.amazonaws.com"], "eventName": ["DisableKey", "ScheduleKeyDeletion"],
+        "detail": {"eventSource": ["kms.amazonaws.com"], "eventName": [
+                       "CreateGrant", "DisableKey", "DisableKeyRotation", "PutKeyPolicy", "ScheduleKeyDeletion"],
                    "resources": {"ARN": [{"Fn::GetAtt": ["PhiKey", "Arn"]}]}}}
     assert rule["Targets"] == [{"Id": "AlarmTopic", "Arn": {"Ref": "AlarmTopic"}}]
 

@@ -1,0 +1,50 @@
+"""Sample CloudTrail records, shaped like the ones KMS and STS write."""
+
+from __future__ import annotations
+
+from typing import Any
+
+ACCOUNT = "123456789012"
+REGION = "us-west-2"
+KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+OTHER_KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0000ffff-0000-ffff-0000-ffff0000ffff"
+ADMIN_ROLE = f"arn:aws:iam::{ACCOUNT}:role/scrybe-admin"
+
+
+def kms_event(event_name: str, key_arn: str = KEY_ARN, *, role_arn: str = ADMIN_ROLE,
+              error_code: str | None = None, source: str = "kms.amazonaws.com") -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "eventVersion": "1.08",
+        "userIdentity": {
+            "type": "AssumedRole",
+            "arn": role_arn.replace(":iam::", ":sts::").replace(":role/", ":assumed-role/") + "/session",
+            "accountId": ACCOUNT,
+            "sessionContext": {
+                "sessionIssuer": {"type": "Role", "arn": role_arn, "accountId": ACCOUNT},
+                "attributes": {"mfaAuthenticated": "false"},
+            },
+        },
+        "eventTime": "2026-11-28T12:00:00Z",
+        "eventSource": source,
+        "eventName": event_name,
+        "awsRegion": REGION,
+        "requestParameters": {"keyId": key_arn},
+        "responseElements": None,
+        "readOnly": False,
+        "resources": [{"accountId": ACCOUNT, "type": "AWS::KMS::Key", "ARN": key_arn}],
+        "eventType": "AwsApiCall",
+        "managementEvent": True,
+        "recipientAccountId": ACCOUNT,
+        "eventCategory": "Management",
+    }
+    if error_code:
+        event["errorCode"] = error_code
+        event["errorMessage"] = "User is not authorized to perform this operation"
+    return event
+
+
+def assume_role_event(role_arn: str, *, caller_arn: str = ADMIN_ROLE) -> dict[str, Any]:
+    event = kms_event("AssumeRole", role_arn=caller_arn, source="sts.amazonaws.com")
+    event["requestParameters"] = {"roleArn": role_arn, "roleSessionName": "incident-42"}
+    event["resources"] = [{"accountId": ACCOUNT, "type": "AWS::IAM::Role", "ARN": role_arn}]
+    return event
