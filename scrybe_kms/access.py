@@ -17,8 +17,9 @@ import collections
 import collections.abc
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from scrybe_kms import naming
 from scrybe_kms.config import EnvironmentConfig
@@ -40,6 +41,13 @@ ACTIONS: tuple[str, ...] = (
     "kms:DisableKey", "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion", "kms:DisableKeyRotation",
     "kms:TagResource",
 )
+#: Operations whose requests carry an encryption context; KMS supplies no
+#: ``kms:EncryptionContext:*`` key to any other (DescribeKey, management), so a condition on it
+#: can never match them.
+ENCRYPTION_CONTEXT_ACTIONS = frozenset({
+    "kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:GenerateDataKey",
+    "kms:GenerateDataKeyWithoutPlaintext", "kms:GenerateDataKeyPair", "kms:GenerateDataKeyPairWithoutPlaintext",
+})
 #: A stand-in key ID: the real one exists only after deployment.
 KEY_ID = "1234abcd-12ab-34cd-56ef-1234567890ab"
 OTHER_ACCOUNT = "210987654321"
@@ -149,7 +157,8 @@ def evaluate(template: Mapping[str, Any], cfg: EnvironmentConfig,
         node = common.Node(scenario.principal, f"AROAEXAMPLE{number:09d}", [everything], [], trust, None, 0,
                            False, False, None, False, None) if scenario.kind == "role" else None
         for action in ACTIONS:
-            context = dict(scenario.context)
+            context = {k: v for k, v in scenario.context.items()
+                       if action in ENCRYPTION_CONTEXT_ACTIONS or not k.startswith("kms:EncryptionContext:")}
             if node is not None:
                 allowed = query.local_check_authorization_full(
                     node, action, resource, context, policy, cfg.account_id, None, None)

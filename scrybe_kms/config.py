@@ -93,7 +93,7 @@ class EnvironmentConfig:
         emails = self._sequence("alarm_emails", self.alarm_emails, problems, "a list of email addresses")
         for i, address in enumerate(emails):
             check(v.email_address, f"alarm_emails[{i}]", address)
-        check(v.unique, "alarm_emails", [e.lower() for e in emails if isinstance(e, str)])
+        check(v.unique, "alarm_emails", [e for e in emails if isinstance(e, str)], str.lower)
         if self.alarm_topic_arn is None and not emails and isinstance(self.alarm_emails, (list, tuple)):
             problems.append("'alarm_emails' must name at least one address when 'alarm_topic_arn' is "
                             "not set, or the alarms reach nobody (got [])")
@@ -149,21 +149,21 @@ class EnvironmentConfig:
     def _one_account(app: str | None, admins: list[str | None],
                      emergency: str | None, topic: str | None, region: str | None,
                      problems: list[str]) -> None:
-        """Every ARN names the same account and the region's partition: the stack's own."""
-        if app is None:
-            return
-        named: list[tuple[str, str | None]] = [(f"admin_role_arns[{i}]", a) for i, a in enumerate(admins)]
-        named.append(("emergency_access_role_arn", emergency))
+        """Every ARN names the application role's account and the region's partition: the
+        account the key lives in, and the partition the template deploys to."""
+        named: list[tuple[str, str | None]] = [("application_role_arn", app)]
+        named += [(f"admin_role_arns[{i}]", a) for i, a in enumerate(admins)]
+        named += [("emergency_access_role_arn", emergency), ("alarm_topic_arn", topic)]
+        partition = v.partition_of(region) if region is not None else None
         for name, arn in named:
-            if arn is not None and v.arn_account(arn) != v.arn_account(app):
+            if arn is None:
+                continue
+            if partition is not None and v.arn_partition(arn) != partition:
+                problems.append(f"'{name}' must be in partition {partition!r} of aws_region {region!r} "
+                                f"(got {arn!r})")
+            elif app is not None and v.arn_account(arn) != v.arn_account(app):
                 problems.append(f"'{name}' must be in the application role's account {v.arn_account(app)}, "
-                                f"the account the key lives in (got {str(arn)!r})")
-        if topic is not None and f":{v.arn_account(app)}:" not in topic:
-            problems.append(f"'alarm_topic_arn' must be in the application role's account "
-                            f"{v.arn_account(app)} (got {topic!r})")
-        if region is not None and v.partition_of(region) != v.arn_partition(app):
-            problems.append(f"'application_role_arn' must be in partition {v.partition_of(region)!r} "
-                            f"of aws_region {region!r} (got {str(app)!r})")
+                                f"the account the key lives in (got {arn!r})")
 
     @classmethod
     def from_mapping(cls, settings: Mapping[str, Any], source: str | None = None) -> EnvironmentConfig:

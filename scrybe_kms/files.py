@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -70,6 +71,13 @@ def write_all(out_dir: Path, files: Mapping[str, str]) -> list[str]:
         for _, tmp in staged:
             tmp.unlink(missing_ok=True)
         raise
-    for name, tmp in staged:
-        os.replace(tmp, out_dir / name)
+    # Everything is staged; the renames take microseconds. Hold off Ctrl-C and SIGTERM until they
+    # are done, so an interrupted build cannot leave a mix of old and new files.
+    blocked = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    try:
+        for name, tmp in staged:
+            os.replace(tmp, out_dir / name)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
     return [name for name, _ in staged]

@@ -8,7 +8,7 @@ about each other; :mod:`scrybe_kms.config` runs them all and collects every fail
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import cache
 from typing import Any
 
@@ -198,10 +198,11 @@ def retention_days(field: str, value: Any) -> int:
     return checked
 
 
-def unique(field: str, values: Iterable[str]) -> None:
-    """Duplicates are always a typo or a copy-paste, and a policy should say each thing once."""
-    seen: set[str] = set()
+def unique(field: str, values: Iterable[Any], key: Callable[[Any], Any] = lambda value: value) -> None:
+    """Duplicates are always a typo or a copy-paste, and a policy should say each thing once.
+    ``key`` decides sameness (email addresses compare case-insensitively)."""
+    seen: set[Any] = set()
     for index, value in enumerate(values):
-        if value in seen:
+        if key(value) in seen:
             raise ValueError(f"'{field}[{index}]' duplicates an earlier entry {_got(value)}")
-        seen.add(value)
+        seen.add(key(value))

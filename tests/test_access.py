@@ -48,7 +48,9 @@ EXPECTED: dict[str, dict[str, frozenset[str]]] = {
         "anonymous": NONE,
         "CloudTrail, this trail": NONE,
         "CloudTrail, another trail": NONE,
-        "CloudWatch Logs, this log group": CRYPTO | {"kms:DescribeKey"},
+        # AWS's documented statement conditions kms:Describe* on the encryption context, which
+        # DescribeKey requests never carry: Logs gets crypto only.
+        "CloudWatch Logs, this log group": CRYPTO,
         "CloudWatch Logs, another log group": NONE,
         "CloudWatch alarms (topic publish)": frozenset({"kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext",
                                                         "kms:Decrypt"}),

@@ -128,3 +128,26 @@ def test_failed_write_leaves_no_temporary_files(tmp_path: Path, monkeypatch: pyt
         files.write_all(tmp_path, {"a.json": "new", "b.json": "new"})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
     assert (tmp_path / "a.json").read_text() == "old"
+
+
+def test_ctrl_c_during_the_renames_cannot_mix_old_and_new(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGINT arriving mid-rename is held until every file is in place, then delivered."""
+    import signal
+
+    from scrybe_kms import files
+
+    for name in ("a.json", "b.json", "c.json"):
+        (tmp_path / name).write_text("old")
+    real_replace = os.replace
+    calls = {"n": 0}
+
+    def interrupted_replace(src, dst):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(files.os, "replace", interrupted_replace)
+    with pytest.raises(KeyboardInterrupt):
+        files.write_all(tmp_path, {"a.json": "new", "b.json": "new", "c.json": "new"})
+    assert [(tmp_path / n).read_text() for n in ("a.json", "b.json", "c.json")] == ["new", "new", "new"]

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["PatternError", "compile_pattern", "matches"]
 
