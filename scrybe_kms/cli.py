@@ -14,6 +14,7 @@ from typing import Any
 from scrybe_kms.build import artifacts
 from scrybe_kms.config import ConfigError, EnvironmentConfig
 from scrybe_kms.files import load_stack, stack_config, write_all
+from scrybe_kms.template import TemplateTooLarge
 from scrybe_kms.validators import ENVIRONMENTS
 
 __all__ = ["main", "run_stack"]
@@ -28,8 +29,11 @@ def _error(message: str) -> int:
 
 def _write(out_dir: Path, configs: Sequence[EnvironmentConfig]) -> int:
     files: dict[str, str] = {}
-    for cfg in configs:
-        files.update(artifacts(cfg))
+    try:
+        for cfg in configs:
+            files.update(artifacts(cfg))
+    except TemplateTooLarge as exc:
+        return _error(f"{exc}\nnothing was written.")
     try:
         changed = write_all(out_dir, files)
     except OSError as exc:

@@ -12,7 +12,15 @@ from scrybe_kms import alarms, bucket, key, naming, outputs, policies, trail
 from scrybe_kms.config import EnvironmentConfig
 from scrybe_kms.context import template_context
 
-__all__ = ["build_template", "render"]
+__all__ = ["MAX_TEMPLATE_BODY", "TemplateTooLarge", "build_template", "render"]
+
+#: CloudFormation's limit for a template passed inline (``aws cloudformation deploy
+#: --template-file`` without ``--s3-bucket``, or ``TemplateBody``).
+MAX_TEMPLATE_BODY = 51_200
+
+
+class TemplateTooLarge(ValueError):
+    """The rendered template would not deploy the way the README says."""
 
 
 def _guards(template: Template, cfg: EnvironmentConfig) -> None:
@@ -92,6 +100,15 @@ def build_template(cfg: EnvironmentConfig) -> Template:
 
 
 def render(cfg: EnvironmentConfig) -> str:
-    """The template as deterministic JSON: sorted keys, fixed indent, trailing newline."""
-    text: str = build_template(cfg).to_json(indent=2, sort_keys=True)
-    return text + "\n"
+    """The template as deterministic JSON: sorted keys, one-space indent, trailing newline.
+
+    One space keeps diffs readable and the template well under the 51,200-byte inline limit,
+    so ``aws cloudformation deploy --template-file`` works without an S3 bucket.
+    """
+    text: str = build_template(cfg).to_json(indent=1, sort_keys=True) + "\n"
+    size = len(text.encode("utf-8"))
+    if size > MAX_TEMPLATE_BODY:
+        raise TemplateTooLarge(
+            f"the {cfg.environment} template is {size} bytes, over CloudFormation's {MAX_TEMPLATE_BODY}-byte "
+            "limit for --template-file without --s3-bucket; name fewer aliases or roles")
+    return text

@@ -28,3 +28,22 @@ def test_build_is_deterministic(cfg: EnvironmentConfig) -> None:
 def test_no_stray_files_in_out(configs: dict[str, EnvironmentConfig]) -> None:
     expected = {name for cfg in configs.values() for name in artifacts(cfg)}
     assert {p.name for p in OUT.iterdir()} == expected
+
+
+def test_templates_deploy_inline(rendered: dict[str, str]) -> None:
+    """`aws cloudformation deploy --template-file` sends the body inline: 51,200 bytes at most."""
+    from scrybe_kms.template import MAX_TEMPLATE_BODY
+
+    for text in rendered.values():
+        assert len(text.encode()) <= MAX_TEMPLATE_BODY - 4096, "less than 4 KiB headroom left"
+
+
+def test_an_oversized_template_is_refused_not_written() -> None:
+    import pytest
+
+    from scrybe_kms.template import TemplateTooLarge, render
+    from tests.helpers import config
+
+    many = [f"alias/scrybe-phi-extra-{'x' * 200}-{i}" for i in range(60)]
+    with pytest.raises(TemplateTooLarge, match=r"the production template is \d+ bytes, over CloudFormation's 51200"):
+        render(config(additional_aliases=many))
