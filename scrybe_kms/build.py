@@ -6,15 +6,19 @@ import json
 
 from scrybe_kms.access import access_markdown
 from scrybe_kms.config import EnvironmentConfig
+from scrybe_kms.stack_policy import render_stack_policy
 from scrybe_kms.template import render
 
 __all__ = ["artifacts"]
 
 
 def artifacts(cfg: EnvironmentConfig) -> dict[str, str]:
-    """The template, and the access matrix evaluated from that same rendered template."""
+    """The template, and what is derived from that same rendered template: its access matrix
+    and its stack policy."""
     template = render(cfg)
+    parsed = json.loads(template)
     return {
         f"{cfg.environment}.json": template,
-        f"{cfg.environment}.access.md": access_markdown(json.loads(template), cfg),
+        f"{cfg.environment}.access.md": access_markdown(parsed, cfg),
+        f"{cfg.environment}.stack-policy.json": render_stack_policy(parsed),
     }

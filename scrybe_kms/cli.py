@@ -72,17 +72,52 @@ def run_stack(settings: Mapping[str, Any], source: str, argv: Sequence[str] | No
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Scrybe PHI KMS templates.")
     sub = parser.add_subparsers(dest="command", required=True)
-    b = sub.add_parser("build", help="write out/<env>.json and out/<env>.access.md for each environment")
+    b = sub.add_parser("build", help="write out/<env>.json, .access.md and .stack-policy.json per environment")
     b.add_argument("--env", action="append", choices=ENVIRONMENTS,
                    help="environment to build (repeatable; default: all)")
     b.add_argument("--out", type=Path, default=Path("out"), help="output directory (default: out)")
     b.add_argument("--stacks", type=Path, default=Path("stacks"),
                    help="directory holding <env>.py stack files (default: stacks)")
+
+    def aws_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("env", choices=ENVIRONMENTS, help="environment")
+        p.add_argument("--stacks", type=Path, default=Path("stacks"), help="stack files directory (default: stacks)")
+        p.add_argument("--stack-name", help="CloudFormation stack name (default: scrybe-kms-<env>)")
+        p.add_argument("--env-file", type=Path, help="merge the AWS_KMS_* lines into this .env file")
+        p.add_argument("--profile", help="AWS profile (default: AWS_PROFILE / the default chain)")
+        p.add_argument("--region", help="AWS region (default: AWS_REGION / the profile's); must match the config")
+        p.add_argument("--endpoint-url", help="AWS endpoint, e.g. a local emulator (default: AWS_ENDPOINT_URL)")
+
+    d = sub.add_parser("deploy", help="create a change set, show the plan, refuse unsafe changes, execute")
+    aws_options(d)
+    d.add_argument("--template-file", type=Path, help="deploy this template instead of building one")
+    d.add_argument("--plan", action="store_true", help="print the plan and stop; execute nothing")
+    d.add_argument("--poll-seconds", type=float, default=5.0, help=argparse.SUPPRESS)
+    e = sub.add_parser("env-config", help="print (or --env-file: merge) an existing stack's .env lines")
+    aws_options(e)
     return parser
+
+
+def _aws_command(args: argparse.Namespace) -> int:
+    # boto3 is imported only here: building templates never needs it.
+    from scrybe_kms.deploy import DeployError, DeployOptions, deploy, env_config
+
+    opts = DeployOptions(
+        environment=args.env, stacks_dir=args.stacks, stack_name=args.stack_name, env_file=args.env_file,
+        profile=args.profile, region=args.region, endpoint_url=args.endpoint_url,
+        template_file=getattr(args, "template_file", None), plan_only=getattr(args, "plan", False),
+        poll_seconds=getattr(args, "poll_seconds", 5.0))
+    try:
+        return (deploy if args.command == "deploy" else env_config)(opts, sys.stdout)
+    except ConfigError as exc:
+        return _error(str(exc))
+    except DeployError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "build":
         return build(args.env or list(ENVIRONMENTS), args.out, args.stacks)
-    return _error(f"unknown command {args.command!r}")  # pragma: no cover - argparse refuses first
+    return _aws_command(args)

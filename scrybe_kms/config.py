@@ -193,6 +193,11 @@ class EnvironmentConfig:
         return (self.primary_alias, *self.additional_aliases)
 
     @property
+    def termination_protection(self) -> bool:
+        """Staging and production stacks cannot be deleted without first turning this off."""
+        return self.environment in ("staging", "production")
+
+    @property
     def role_arns(self) -> tuple[str, ...]:
         """Every role named in the key policy, for tooling that checks they exist."""
         extra = (self.emergency_access_role_arn,) if self.emergency_access_role_arn else ()

@@ -44,7 +44,7 @@ def stack_config(settings: Any, path: Path) -> EnvironmentConfig:
     return cfg
 
 
-def write_all(out_dir: Path, files: Mapping[str, str]) -> list[str]:
+def write_all(out_dir: Path, files: Mapping[str, str], mode: int = 0o644) -> list[str]:
     """Write every file or none: all contents go to temporary files first, then each is
     renamed over its target (atomic per file on POSIX). Unchanged files are not touched.
     Returns the names that changed."""
@@ -66,7 +66,7 @@ def write_all(out_dir: Path, files: Mapping[str, str]) -> list[str]:
                 handle.write(content)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.chmod(tmp_name, 0o644)
+            os.chmod(tmp_name, mode)
     except BaseException:
         for _, tmp in staged:
             tmp.unlink(missing_ok=True)

@@ -1,0 +1,45 @@
+"""Writing the application's ``.env`` lines without disturbing the rest of the file."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from scrybe_kms.files import write_all
+
+__all__ = ["merge_env", "parse_env_lines", "write_env_file"]
+
+_ASSIGNMENT = re.compile(r"^(?P<export>\s*(?:export\s+)?)(?P<key>[A-Za-z_][A-Za-z0-9_]*)=")
+
+
+def parse_env_lines(text: str) -> dict[str, str]:
+    """``KEY=value`` lines (the EnvironmentConfig output) as a dict, in order."""
+    found = {}
+    for line in text.splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            found[key.strip()] = value.strip()
+    return found
+
+
+def merge_env(existing: str, values: Mapping[str, str]) -> str:
+    """Replace the value of each key already in ``existing`` (keeping ``export`` and position),
+    append the others; every other line, comment and blank stays as it was."""
+    out, done = [], set()
+    for line in existing.splitlines():
+        match = _ASSIGNMENT.match(line)
+        if match and match["key"] in values:
+            out.append(f"{match['export']}{match['key']}={values[match['key']]}")
+            done.add(match["key"])
+        else:
+            out.append(line)
+    out += [f"{key}={value}" for key, value in values.items() if key not in done]
+    return "\n".join(out) + "\n"
+
+
+def write_env_file(path: Path, values: Mapping[str, str]) -> None:
+    """Merge into ``path`` atomically, keeping its permissions (a new file is owner-only)."""
+    existing = path.read_text(encoding="utf-8") if path.exists() else ""
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
+    write_all(path.parent if str(path.parent) else Path("."), {path.name: merge_env(existing, values)}, mode=mode)
