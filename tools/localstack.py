@@ -31,15 +31,20 @@ SERVICES = "cloudformation,kms,s3,cloudtrail,logs,cloudwatch,sns,iam,sts,events"
 
 
 def python313() -> str:
-    """A Python 3.13 interpreter: LocalStack 2026.3 does not start on 3.11 or 3.12."""
+    """A Python 3.13 interpreter that really runs (pyenv shims may exist and fail): LocalStack
+    2026.3 does not start on 3.11 or 3.12."""
     pyenv = os.path.expanduser("~/.pyenv/versions/3.13*/bin/python3.13")
-    candidates = [shutil.which("python3.13"), *sorted(glob.glob(pyenv)),
-                  *sorted(glob.glob("/usr/local/bin/python3.13")), *sorted(glob.glob("/usr/bin/python3.13"))]
+    candidates = [*sorted(glob.glob(pyenv)), "/usr/local/bin/python3.13", "/usr/bin/python3.13",
+                  shutil.which("python3.13")]
     for candidate in candidates:
-        if candidate and os.access(candidate, os.X_OK):
+        if not candidate or not os.access(candidate, os.X_OK):
+            continue
+        probe = subprocess.run([candidate, "-c", "import sys, venv; print(sys.version_info[:2] == (3, 13))"],
+                               capture_output=True, text=True, check=False)
+        if probe.stdout.strip() == "True":
             return candidate
-    raise SystemExit("LocalStack needs Python 3.13, and none was found (looked for python3.13 on PATH and in "
-                     "~/.pyenv/versions); install it, e.g. `pyenv install 3.13`")
+    raise SystemExit("LocalStack needs Python 3.13, and none was found (looked in ~/.pyenv/versions, "
+                     "/usr/local/bin, /usr/bin and PATH); install it, e.g. `pyenv install 3.13`")
 
 
 def installed() -> bool:
