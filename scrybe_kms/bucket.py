@@ -44,12 +44,7 @@ class BucketHandle:
         return Sub("${BucketArn}/" + prefix + "*", BucketArn=self.arn)
 
     def add_statement(self, *statements: Statement) -> None:
-        taken = {s.Sid for s in self.policy.Statement}
-        for statement in statements:
-            if statement.Sid in taken:
-                raise ValueError(f"policy of {self.resource.title} already has Sid {statement.Sid!r}")
-            taken.add(statement.Sid)
-            self.policy.Statement.append(statement)
+        policies.append_statements(self.policy, self.resource.title, statements)
 
 
 def _private_bucket(title: str, name: Any, environment: str, encryption: s3.BucketEncryption,

@@ -41,13 +41,7 @@ class KeyHandle:
         return self.policy.Statement  # type: ignore[no-any-return]
 
     def add_statement(self, *statements: Statement) -> None:
-        """Append statements; a repeated ``Sid`` is a bug in the caller, not something to merge."""
-        taken = {s.Sid for s in self.statements}
-        for statement in statements:
-            if statement.Sid in taken:
-                raise ValueError(f"key policy of {self.resource.title} already has Sid {statement.Sid!r}")
-            taken.add(statement.Sid)
-            self.statements.append(statement)
+        policies.append_statements(self.policy, self.resource.title, statements)
 
 
 def managed_key(

@@ -40,6 +40,7 @@ __all__ = [
     "allow_key_administration",
     "allow_key_use",
     "allow_service",
+    "append_statements",
     "conditions",
     "deny_insecure_transport",
     "policy_document",
@@ -196,6 +197,17 @@ def deny_insecure_transport(resources: Sequence[Any], actions: Sequence[Action] 
     """Refuse every request not made over TLS (Security Hub S3.5)."""
     return _statement(Deny, sid, "*", actions, resources,
                       conditions(Bool("aws:SecureTransport", "false")))
+
+
+def append_statements(document: PolicyDocument, owner: str, statements: Iterable[Statement]) -> None:
+    """Add statements to a policy that other builders extend; a repeated ``Sid`` is a bug in the
+    caller, never something to merge silently."""
+    taken = {s.Sid for s in document.Statement}
+    for statement in statements:
+        if statement.Sid in taken:
+            raise ValueError(f"policy of {owner} already has Sid {statement.Sid!r}")
+        taken.add(statement.Sid)
+        document.Statement.append(statement)
 
 
 def policy_document(statements: Iterable[Statement], policy_id: str | None = None) -> PolicyDocument:

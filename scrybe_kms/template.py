@@ -6,6 +6,8 @@ same template, and tests can call it directly.
 
 from __future__ import annotations
 
+from functools import partial
+
 from troposphere import Ref, Template
 
 from scrybe_kms import alarms, bucket, key, naming, outputs, policies, trail
@@ -53,24 +55,22 @@ def build_template(cfg: EnvironmentConfig) -> Template:
     ))
     _guards(t, cfg)
 
-    phi = key.managed_key(
-        t, "PhiKey", environment=env, purpose="phi-encryption",
+    # Both keys share their administration, break-glass access and deletion window.
+    new_key = partial(key.managed_key, t, environment=env, admin_role_arns=cfg.admin_role_arns,
+                      emergency_role_arn=cfg.emergency_access_role_arn,
+                      deletion_window_days=cfg.deletion_window_days)
+    phi = new_key(
+        "PhiKey", purpose="phi-encryption",
         description=f"Scrybe PHI master key ({env})",
-        admin_role_arns=cfg.admin_role_arns,
-        emergency_role_arn=cfg.emergency_access_role_arn,
-        deletion_window_days=cfg.deletion_window_days,
         why="Customer-managed key for all PHI Scrybe stores; the application role may only use it, "
             "admins may only manage it, the emergency role needs MFA.",
     )
     phi.add_statement(policies.allow_key_use("ApplicationUsesKeyForCryptoOnly", [cfg.application_role_arn]))
     key.key_aliases(t, phi, cfg.aliases, title_prefix="PhiKeyAlias")
 
-    audit = key.managed_key(
-        t, "AuditKey", environment=env, purpose="audit-path",
+    audit = new_key(
+        "AuditKey", purpose="audit-path",
         description=f"Scrybe audit-path key for the trail log group and alarm topic ({env})",
-        admin_role_arns=cfg.admin_role_arns,
-        emergency_role_arn=cfg.emergency_access_role_arn,
-        deletion_window_days=cfg.deletion_window_days,
         why="Separate key for the trail log group and alarm topic, so disabling the PHI key cannot "
             "silence the alarm that reports it.",
     )
