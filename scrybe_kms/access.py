@@ -108,7 +108,7 @@ def key_arn(cfg: EnvironmentConfig) -> str:
 
 
 def scenarios(cfg: EnvironmentConfig) -> list[Scenario]:
-    """Every caller the issue names, for one environment."""
+    """Every caller the access review covers, for one environment."""
     p, acct, region = cfg.partition, cfg.account_id, cfg.aws_region
     trail = f"arn:{p}:cloudtrail:{region}:{acct}:trail/{naming.trail_name(cfg.environment)}"
     other_trail = f"arn:{p}:cloudtrail:{region}:{acct}:trail/someone-elses-trail"
