@@ -110,10 +110,12 @@ def key_arn(cfg: EnvironmentConfig) -> str:
 def scenarios(cfg: EnvironmentConfig) -> list[Scenario]:
     """Every caller the access review covers, for one environment."""
     p, acct, region = cfg.partition, cfg.account_id, cfg.aws_region
-    trail = f"arn:{p}:cloudtrail:{region}:{acct}:trail/{naming.trail_name(cfg.environment)}"
-    other_trail = f"arn:{p}:cloudtrail:{region}:{acct}:trail/someone-elses-trail"
-    log_group = f"arn:{p}:logs:{region}:{acct}:log-group:{naming.log_group_name(cfg.environment)}"
-    other_group = f"arn:{p}:logs:{region}:{acct}:log-group:/someone/else"
+    pseudo = _values(cfg, "PhiKey")
+    # The same ARNs the template builds, resolved: the evaluation cannot drift from naming.py.
+    trail = resolve(naming.trail_arn(cfg.environment).to_dict(), pseudo)
+    other_trail = trail.rsplit("/", 1)[0] + "/someone-elses-trail"
+    log_group = resolve(naming.log_group_arn(cfg.environment).to_dict(), pseudo)
+    other_group = log_group.split(":log-group:")[0] + ":log-group:/someone/else"
     found = [Scenario("application role", "role", cfg.application_role_arn)]
     found += [Scenario(f"admin role {arn.split('/')[-1]}", "role", arn) for arn in cfg.admin_role_arns]
     if cfg.emergency_access_role_arn:
