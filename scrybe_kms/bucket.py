@@ -87,8 +87,9 @@ def _retention_rule(rule_id: str, retention_days: int, transitions: list[s3.Life
     )
 
 
-def _with_policy(template: Template, bucket: s3.Bucket, statements: list[Statement]) -> BucketHandle:
-    policy = policies.policy_document(statements)
+def _with_policy(template: Template, bucket: s3.Bucket) -> BucketHandle:
+    """The bucket's policy resource, empty until builders add their statements."""
+    policy = policies.policy_document([])
     policy_resource = template.add_resource(
         s3.BucketPolicy(f"{bucket.title}Policy", Bucket=Ref(bucket), PolicyDocument=policy)
     )
@@ -117,7 +118,7 @@ def access_log_bucket(template: Template, *, environment: str, name: Any, retent
                                                     "it into itself would loop."},
                 ]}),
     ))
-    handle = _with_policy(template, bucket, [])
+    handle = _with_policy(template, bucket)
     handle.add_statement(policies.deny_insecure_transport([handle.arn, handle.objects()]))
     return handle
 
@@ -149,7 +150,7 @@ def audit_log_bucket(template: Template, *, environment: str, name: Any, key: Ke
             DestinationBucketName=access_logs.name, LogFilePrefix=ACCESS_LOG_PREFIX),
         DependsOn=[access_logs.policy_resource.title],
     ))
-    handle = _with_policy(template, bucket, [])
+    handle = _with_policy(template, bucket)
     # S3 log delivery writes the access logs; scope it to this bucket and account. The ARN is
     # built from the name: GetAtt would make the two buckets depend on each other.
     access_logs.add_statement(policies.allow_service(

@@ -13,6 +13,7 @@ from troposphere import Export, GetAtt, ImportValue, Output, Ref, Sub, Template
 
 from scrybe_kms import naming
 from scrybe_kms.key import KeyHandle
+from scrybe_kms.validators import environment as check_environment
 
 __all__ = [
     "OUTPUTS",
@@ -65,8 +66,6 @@ def import_output(environment: str, output: str) -> ImportValue:
     """``Fn::ImportValue`` of one of this library's outputs in ``environment``."""
     if output not in OUTPUTS:
         raise ValueError(f"'output' must be one of {', '.join(OUTPUTS)} (got {output!r})")
-    from scrybe_kms.validators import environment as check_environment
-
     return ImportValue(naming.export_name(check_environment("environment", environment), output))
 
 

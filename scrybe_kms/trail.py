@@ -15,7 +15,7 @@ import awacs.logs as logs_actions
 import awacs.s3 as s3_actions
 import awacs.sts as sts_actions
 from awacs.aws import Allow, ArnEquals, Principal, Statement, StringEquals, StringLike
-from troposphere import GetAtt, Ref, Sub, Template, cloudtrail, iam, logs
+from troposphere import GetAtt, Sub, Template, cloudtrail, iam, logs
 
 from scrybe_kms import naming, policies
 from scrybe_kms.bucket import BucketHandle
@@ -34,10 +34,6 @@ class TrailHandle:
     @property
     def arn(self) -> GetAtt:
         return GetAtt(self.resource, "Arn")
-
-    @property
-    def log_group_name(self) -> Ref:
-        return Ref(self.log_group)
 
 
 def trail_log_group(template: Template, *, environment: str, key: KeyHandle,

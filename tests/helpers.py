@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -74,6 +73,3 @@ def refs(node: Any) -> set[str]:
             found |= refs(item)
     return {r for r in found if not r.startswith("AWS::")}
 
-
-def load(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text(encoding="utf-8"))
