@@ -92,7 +92,6 @@ def _parser() -> argparse.ArgumentParser:
     aws_options(d)
     d.add_argument("--template-file", type=Path, help="deploy this template instead of building one")
     d.add_argument("--plan", action="store_true", help="print the plan and stop; execute nothing")
-    d.add_argument("--poll-seconds", type=float, default=5.0, help=argparse.SUPPRESS)
     e = sub.add_parser("env-config", help="print (or --env-file: merge) an existing stack's .env lines")
     aws_options(e)
     return parser
@@ -105,8 +104,7 @@ def _aws_command(args: argparse.Namespace) -> int:
     opts = DeployOptions(
         environment=args.env, stacks_dir=args.stacks, stack_name=args.stack_name, env_file=args.env_file,
         profile=args.profile, region=args.region, endpoint_url=args.endpoint_url,
-        template_file=getattr(args, "template_file", None), plan_only=getattr(args, "plan", False),
-        poll_seconds=getattr(args, "poll_seconds", 5.0))
+        template_file=getattr(args, "template_file", None), plan_only=getattr(args, "plan", False))
     try:
         return (deploy if args.command == "deploy" else env_config)(opts, sys.stdout)
     except ConfigError as exc:

@@ -67,7 +67,7 @@ class DeployOptions:
     profile: str | None = None
     region: str | None = None
     endpoint_url: str | None = None
-    poll_seconds: float = 5.0
+    poll_seconds: float = 1.0
 
 
 @contextmanager
@@ -129,10 +129,13 @@ class _Deployment:
                               f"configuration is for account {self.cfg.account_id}")
 
     # -- stack state -------------------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        with _aws_errors(f"describe stack {self.stack}"):
+            return dict(self.cf.describe_stacks(StackName=self.stack)["Stacks"][0])
+
     def stack_status(self) -> str | None:
         try:
-            with _aws_errors(f"describe stack {self.stack}"):
-                return str(self.cf.describe_stacks(StackName=self.stack)["Stacks"][0]["StackStatus"])
+            return str(self.describe()["StackStatus"])
         except DeployError as exc:
             if "does not exist" in str(exc):
                 return None
@@ -142,11 +145,6 @@ class _Deployment:
         with _aws_errors(f"read the template of {self.stack}"):
             body = self.cf.get_template(StackName=self.stack, TemplateStage="Original")["TemplateBody"]
         return body if isinstance(body, dict) else json.loads(body)
-
-    def outputs(self) -> dict[str, str]:
-        with _aws_errors(f"read the outputs of {self.stack}"):
-            stack = self.cf.describe_stacks(StackName=self.stack)["Stacks"][0]
-        return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
 
     # -- change sets -------------------------------------------------------------------------
     def create_change_set(self, body: str, change_type: str) -> tuple[str, dict[str, Any]]:
@@ -159,7 +157,7 @@ class _Deployment:
                 described = self.cf.describe_change_set(StackName=self.stack, ChangeSetName=name)
                 if described["Status"] in ("CREATE_COMPLETE", "FAILED"):
                     break
-                time.sleep(min(self.opts.poll_seconds, 2.0))
+                time.sleep(self.opts.poll_seconds)
             changes = list(described.get("Changes", []))
             token = described.get("NextToken")
             while token:
@@ -178,39 +176,67 @@ class _Deployment:
                 self.cf.delete_stack(StackName=self.stack)
 
     # -- execution ---------------------------------------------------------------------------
-    def _event_ids(self) -> set[str]:
+    def newest_event_id(self) -> str | None:
         with _aws_errors(f"read events of {self.stack}"):
-            return {e["EventId"] for e in self.cf.describe_stack_events(StackName=self.stack)["StackEvents"]}
+            events = self.cf.describe_stack_events(StackName=self.stack)["StackEvents"]
+        return str(events[0]["EventId"]) if events else None
 
-    def execute(self, change_set: str) -> str:
-        seen = self._event_ids()
+    def events_since(self, newest_seen: str | None) -> list[dict[str, Any]]:
+        """Events after ``newest_seen``, oldest first. DescribeStackEvents pages newest first, 100
+        to a page, and a fast stack can emit more than a page between two polls: read on until the
+        last event already reported (usually one call)."""
+        fresh: list[dict[str, Any]] = []
+        with _aws_errors(f"read events of {self.stack}"):
+            for page in self.cf.get_paginator("describe_stack_events").paginate(StackName=self.stack):
+                for event in page["StackEvents"]:
+                    if event["EventId"] == newest_seen:
+                        return fresh[::-1]
+                    fresh.append(event)
+        return fresh[::-1]
+
+    def _settled(self, event: dict[str, Any]) -> bool:
+        """The stack's own event for a status that is not in progress: time to confirm and stop."""
+        return (event.get("ResourceType") == "AWS::CloudFormation::Stack" and event["LogicalResourceId"] == self.stack
+                and not event["ResourceStatus"].endswith("_IN_PROGRESS"))
+
+    def execute(self, change_set: str) -> dict[str, Any]:
+        """Execute, print each event once, and return the stack's description once it settles.
+
+        One DescribeStackEvents call per poll; DescribeStacks only to confirm a settled status (and,
+        as a safety net, every tenth poll). With the default 1 s poll the command returns about a
+        second after the stack finishes; the AWS CLI's waiter checks every 30 s."""
+        newest = self.newest_event_id()
         with _aws_errors(f"execute change set {change_set}"):
             self.cf.execute_change_set(StackName=self.stack, ChangeSetName=change_set)
         failures: list[str] = []
+        polls = 0
         while True:
             time.sleep(self.opts.poll_seconds)
-            with _aws_errors(f"read events of {self.stack}"):
-                events = self.cf.describe_stack_events(StackName=self.stack)["StackEvents"]
-            for event in reversed(events):
-                if event["EventId"] in seen:
-                    continue
-                seen.add(event["EventId"])
+            polls += 1
+            settled = False
+            for event in self.events_since(newest):
+                newest = event["EventId"]
                 reason = event.get("ResourceStatusReason") or ""
                 line = (f"  {event['Timestamp']:%H:%M:%S} {event['ResourceStatus']:<22} "
                         f"{event['LogicalResourceId']} ({event.get('ResourceType', '')}) {reason}".rstrip())
                 self.say(line)
                 if event["ResourceStatus"].endswith("FAILED"):
                     failures.append(line.strip())
-            status = self.stack_status() or "DELETED"
+                settled = settled or self._settled(event)
+            if not (settled or polls % 10 == 0):
+                continue
+            stack = self.describe()
+            status = stack["StackStatus"]
             if status in SUCCEEDED:
-                return status
+                return stack
             if status in FAILED:
                 detail = "\n".join(f"  {f}" for f in failures) or "  (no failed resource events reported)"
                 raise DeployError(f"deploy failed: {self.stack} is {status}. CloudFormation rolled back as it "
                                   f"does; nothing was deleted by scrybe-kms.\nfailing events:\n{detail}")
 
-    def apply_guards(self, template: dict[str, Any]) -> None:
-        """Stack policy on every deploy; termination protection for staging and production."""
+    def apply_guards(self, template: dict[str, Any], stack: dict[str, Any] | None = None) -> None:
+        """Stack policy on every deploy; termination protection for staging and production
+        (skipped when ``stack``, a fresh description, shows it is already on)."""
         try:
             with _aws_errors(f"set the stack policy of {self.stack}"):
                 self.cf.set_stack_policy(StackName=self.stack, StackPolicyBody=json.dumps(stack_policy(template)))
@@ -221,12 +247,12 @@ class _Deployment:
                          "the stack policy was NOT applied")
             else:
                 raise
-        if self.cfg.termination_protection:
+        if self.cfg.termination_protection and not (stack or {}).get("EnableTerminationProtection"):
             with _aws_errors(f"enable termination protection on {self.stack}"):
                 self.cf.update_termination_protection(StackName=self.stack, EnableTerminationProtection=True)
 
-    def report_outputs(self) -> dict[str, str]:
-        outputs = self.outputs()
+    def report_outputs(self, stack: dict[str, Any]) -> dict[str, str]:
+        outputs = _outputs(stack)
         self.say("outputs:")
         for key in sorted(k for k in outputs if k != "EnvironmentConfig"):
             self.say(f"  {key} = {outputs[key]}")
@@ -242,6 +268,10 @@ class _Deployment:
         except OSError as exc:
             raise DeployError(f"could not write {self.opts.env_file}: {exc.strerror or exc}") from None
         self.say(f"wrote the AWS_KMS_* lines to {self.opts.env_file}")
+
+
+def _outputs(stack: dict[str, Any]) -> dict[str, str]:
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
 
 
 def _template(opts: DeployOptions, cfg: EnvironmentConfig) -> dict[str, Any]:
@@ -283,9 +313,9 @@ def deploy(opts: DeployOptions, out: TextIO = sys.stdout) -> int:
         run.discard(change_set, change_type)
         if any(marker in reason for marker in NO_CHANGES):
             if not opts.plan_only:
-                run.apply_guards(old)
-                outputs = run.outputs()
-                run.write_env(outputs)
+                stack = run.describe()
+                run.apply_guards(old, stack)
+                run.write_env(_outputs(stack))
             run.say(f"no changes: {run.stack} is up to date")
             return 0
         raise DeployError(f"CloudFormation could not create the change set: {reason}")
@@ -303,10 +333,10 @@ def deploy(opts: DeployOptions, out: TextIO = sys.stdout) -> int:
         return 0
     if exists:
         run.apply_guards(new)  # the stack policy guards this very update
-    final = run.execute(change_set)
-    run.apply_guards(new)
-    run.say(f"{run.stack}: {final}")
-    run.write_env(run.report_outputs())
+    stack = run.execute(change_set)
+    run.apply_guards(new, stack)
+    run.say(f"{run.stack}: {stack['StackStatus']}")
+    run.write_env(run.report_outputs(stack))
     return 0
 
 
@@ -315,7 +345,7 @@ def env_config(opts: DeployOptions, out: TextIO = sys.stdout) -> int:
     run = _Deployment(opts, out)
     if run.stack_status() is None:
         raise DeployError(f"stack {run.stack} does not exist in {run.cfg.aws_region}; deploy it first")
-    outputs = run.outputs()
+    outputs = _outputs(run.describe())
     if "EnvironmentConfig" not in outputs:
         raise DeployError(f"stack {run.stack} has no EnvironmentConfig output")
     if opts.env_file is None:

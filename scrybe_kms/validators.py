@@ -7,9 +7,11 @@ about each other; :mod:`scrybe_kms.config` runs them all and collects every fail
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable
 from functools import cache
+from importlib import resources
 from typing import Any
 
 __all__ = [
@@ -99,16 +101,20 @@ def environment(field: str, value: Any) -> str:
 
 @cache
 def _regions() -> dict[str, str]:
-    """Region -> partition, from botocore's endpoint data (kept current by AWS, not by us)."""
-    import botocore.session
+    """Region -> partition, from the endpoint data botocore ships (kept current by AWS, not by us).
 
-    session = botocore.session.get_session()
+    The packaged file is read directly: importing botocore's session and resolver costs about
+    100 ms, most of a cold build, and a user's ``~/.aws/models`` override must not change what a
+    build accepts. ``tests/test_config.py`` checks the result equals botocore's own resolver."""
+    data = json.loads((resources.files("botocore") / "data" / "endpoints.json").read_bytes())
     found: dict[str, str] = {}
-    for partition in PARTITIONS:
-        kms = set(session.get_available_regions("kms", partition_name=partition))
-        trail = set(session.get_available_regions("cloudtrail", partition_name=partition))
-        for name in kms & trail:
-            found[name] = partition
+    for partition in data["partitions"]:
+        if partition["partition"] not in PARTITIONS:
+            continue
+        # As botocore's get_available_regions: a service's endpoints that name a partition region.
+        served = [set(partition["services"].get(service, {}).get("endpoints", {})) for service in ("kms", "cloudtrail")]
+        for name in set(partition["regions"]).intersection(*served):
+            found[name] = partition["partition"]
     return found
 
 

@@ -140,3 +140,18 @@ def test_topic_alone_is_an_alarm_destination() -> None:
 
 def test_role_paths_are_valid_role_arns() -> None:
     assert config(application_role_arn=ROLE + "service/scrybe/app").application_role_arn.endswith("/app")
+
+
+def test_known_regions_are_botocores() -> None:
+    """The build reads botocore's endpoint data itself (importing botocore's session is most of a
+    cold build); it must accept exactly the regions botocore's own resolver lists."""
+    import botocore.session
+
+    from scrybe_kms.validators import PARTITIONS, _regions
+
+    session = botocore.session.get_session()
+    expected = {name: partition for partition in PARTITIONS
+                for name in set(session.get_available_regions("kms", partition))
+                & set(session.get_available_regions("cloudtrail", partition))}
+    assert _regions() == expected
+    assert {"us-west-2", "eu-central-1", "cn-north-1", "us-gov-west-1"} <= set(expected)

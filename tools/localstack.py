@@ -84,6 +84,22 @@ def environment(port: int, data_dir: str) -> dict[str, str]:
     return env
 
 
+def client_environment(endpoint: str, account: str, region: str, home: Path) -> dict[str, str]:
+    """Environment for an AWS client (boto3, the AWS CLI, ``scrybe-kms deploy``) that can reach
+    only the emulator: no inherited AWS_* settings, empty config files in ``home``, no instance
+    metadata. LocalStack takes a 12-digit access key ID as the account ID."""
+    (home / "config").write_text("")
+    (home / "credentials").write_text("")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update({
+        "AWS_ACCESS_KEY_ID": account, "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": region, "AWS_REGION": region, "AWS_ENDPOINT_URL": endpoint,
+        "AWS_CONFIG_FILE": str(home / "config"), "AWS_SHARED_CREDENTIALS_FILE": str(home / "credentials"),
+        "AWS_EC2_METADATA_DISABLED": "true", "AWS_PAGER": "",
+    })
+    return env
+
+
 class LocalStack:
     """A running emulator; ``endpoint`` is its URL. Use as a context manager."""
 

@@ -5,7 +5,6 @@ endpoints can be reached."""
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,18 +28,7 @@ def emulator() -> Iterator[localstack.LocalStack]:
 
 @pytest.fixture(scope="session")
 def aws_env(emulator: localstack.LocalStack, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    home = tmp_path_factory.mktemp("aws-home")
-    (home / "config").write_text("")
-    (home / "credentials").write_text("")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update({
-        "AWS_ACCESS_KEY_ID": ACCOUNT, "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
-        "AWS_ENDPOINT_URL": emulator.endpoint,
-        "AWS_CONFIG_FILE": str(home / "config"), "AWS_SHARED_CREDENTIALS_FILE": str(home / "credentials"),
-        "AWS_EC2_METADATA_DISABLED": "true", "AWS_PAGER": "",
-    })
-    return env
+    return localstack.client_environment(emulator.endpoint, ACCOUNT, REGION, tmp_path_factory.mktemp("aws-home"))
 
 
 @pytest.fixture(scope="session")

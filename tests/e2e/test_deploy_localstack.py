@@ -39,8 +39,7 @@ def run(args: list[str], env: dict[str, str], timeout: int = 300) -> subprocess.
 
 
 def scrybe_kms(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return run([sys.executable, "-m", "scrybe_kms", *args, "--poll-seconds", "0.5"]
-               if args and args[0] == "deploy" else [sys.executable, "-m", "scrybe_kms", *args], env)
+    return run([sys.executable, "-m", "scrybe_kms", *args], env)
 
 
 def outputs(aws: Any) -> dict[str, str]:

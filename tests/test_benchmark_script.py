@@ -1,0 +1,28 @@
+"""The benchmark script (``tox -e bench``) keeps working: it runs and reports every figure.
+
+No timing is asserted here (targets are the script's business); a benchmark that silently stops
+measuring something is what this guards against.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.helpers import ROOT
+
+
+def test_benchmark_reports_every_figure_without_deploys() -> None:
+    result = subprocess.run([sys.executable, "tests/benchmark.py", "--runs", "1", "--no-deploy"], cwd=ROOT,
+                            capture_output=True, text=True, check=False, timeout=300)
+    assert result.returncode == 0, result.stderr + result.stdout
+    rows = {line[:44].strip(): line[44:].split() for line in result.stdout.splitlines()}
+    for label in ("python -c pass (the interpreter alone)", "import scrybe_kms",
+                  "scrybe-kms build (3 environments, 9 files)", "cfn-lint, all 3 templates"):
+        seconds, _, peak_mb, _ = rows[label][:4]
+        assert float(seconds) > 0 and float(peak_mb) > 5, (label, rows[label])
+    assert "scrybe-kms build imports boto3: no, cfn-lint: no" in result.stdout
+    phases = result.stdout.split("where one cold build's time goes:\n")[1].split("\n\n")[0].splitlines()
+    assert [p.split("  ")[1] for p in phases][:2] == ["import scrybe_kms.cli (troposphere, awacs)",
+                                                      "load and validate 3 stack files"]
+    assert "deploys of the production template" not in result.stdout
