@@ -27,9 +27,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
@@ -236,39 +238,27 @@ def with_display_name(template: Path, name: str) -> None:
 
 def deploy_runs(count: int, endpoint: str | None) -> dict[str, list[Run]]:
     results: dict[str, list[Run]] = {}
-    with tempfile.TemporaryDirectory() as home:
-        with (localstack.LocalStack() if endpoint is None else _Existing(endpoint)) as running:
-            emulator = Emulator(running.endpoint, Path(home))
-            # Warm the emulator's services (its first call to each is slow) with one untimed deploy.
-            _, env, stacks, template = emulator.new_account()
-            spawn(commands(stacks, template)[TOOLS[0]], env)
-            # Each tool updates the stack it created in its first run.
-            own: dict[str, tuple[str, dict[str, str], Path, Path]] = {}
-            for _ in range(count):
-                for name in TOOLS:
-                    account, env, stacks, template = emulator.new_account()
-                    own.setdefault(name, (account, env, stacks, template))
-                    results.setdefault(f"new stack: {name}", []).append(
-                        timed_deploy(emulator, account, commands(stacks, template)[name], env))
-            for number in range(count):
-                for name, (account, env, stacks, template) in own.items():
-                    with_display_name(template, f"Scrybe PHI key alarms (benchmark {number})")
-                    results.setdefault(f"update:    {name}", []).append(
-                        timed_deploy(emulator, account, commands(stacks, template)[name], env))
+    # An emulator somebody else started (--endpoint) is used, not stopped.
+    emulator_running = localstack.LocalStack() if endpoint is None else nullcontext(SimpleNamespace(endpoint=endpoint))
+    with tempfile.TemporaryDirectory() as home, emulator_running as running:
+        emulator = Emulator(running.endpoint, Path(home))
+        # Warm the emulator's services (its first call to each is slow) with one untimed deploy.
+        _, env, stacks, template = emulator.new_account()
+        spawn(commands(stacks, template)[TOOLS[0]], env)
+        # Each tool updates the stack it created in its first run.
+        own: dict[str, tuple[str, dict[str, str], Path, Path]] = {}
+        for _ in range(count):
+            for name in TOOLS:
+                account, env, stacks, template = emulator.new_account()
+                own.setdefault(name, (account, env, stacks, template))
+                results.setdefault(f"new stack: {name}", []).append(
+                    timed_deploy(emulator, account, commands(stacks, template)[name], env))
+        for number in range(count):
+            for name, (account, env, stacks, template) in own.items():
+                with_display_name(template, f"Scrybe PHI key alarms (benchmark {number})")
+                results.setdefault(f"update:    {name}", []).append(
+                    timed_deploy(emulator, account, commands(stacks, template)[name], env))
     return results
-
-
-class _Existing:
-    """An emulator somebody else started (``--endpoint``): used, not stopped."""
-
-    def __init__(self, endpoint: str) -> None:
-        self.endpoint = endpoint
-
-    def __enter__(self) -> _Existing:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 # -- report -----------------------------------------------------------------------------------
@@ -286,7 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     args = parser.parse_args(argv)
 
-    say: Callable[[str], None] = lambda text: print(text, flush=True)  # noqa: E731
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # figures appear as measured
+    say = print
     say(f"scrybe-kms benchmark: {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.machine()}; "
         f"median (min-max) of {args.runs} fresh processes, {args.deploy_runs} per deploy figure")
     say(f"{'':<44}{'wall s':>24}{'peak MB':>24}")
