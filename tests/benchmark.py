@@ -141,27 +141,28 @@ from pathlib import Path
 import scrybe_kms.cli
 marks.append(("import scrybe_kms.cli (troposphere, awacs)", time.perf_counter()))
 from scrybe_kms.files import load_stack
-configs = [load_stack(Path("stacks") / f"{e}.py") for e in ("dev", "staging", "production")]
-marks.append(("load and validate 3 stack files", time.perf_counter()))
+envs = sys.argv[1:]
+configs = [load_stack(Path("stacks") / f"{e}.py") for e in envs]
+marks.append((f"load and validate {len(envs)} stack files", time.perf_counter()))
 from scrybe_kms.template import render
 texts = [render(c) for c in configs]
-marks.append(("render 3 templates", time.perf_counter()))
+marks.append((f"render {len(envs)} templates", time.perf_counter()))
 from scrybe_kms.access import _principalmapper
 _principalmapper()
 marks.append(("import principalmapper (and botocore)", time.perf_counter()))
 from scrybe_kms.access import access_markdown
 [access_markdown(json.loads(t), c) for t, c in zip(texts, configs)]
-marks.append(("evaluate 3 access matrices", time.perf_counter()))
+marks.append((f"evaluate {len(envs)} access matrices", time.perf_counter()))
 from scrybe_kms.stack_policy import render_stack_policy
 [render_stack_policy(json.loads(t)) for t in texts]
-marks.append(("3 stack policies", time.perf_counter()))
+marks.append((f"{len(envs)} stack policies", time.perf_counter()))
 print(json.dumps(marks))
 """
 
 
 def build_phases() -> list[tuple[str, float]]:
     """Where one cold build spends its time (ms per phase, measured inside the process)."""
-    _, stdout, _ = spawn([sys.executable, "-c", PHASES])
+    _, stdout, _ = spawn([sys.executable, "-c", PHASES, *ENVIRONMENTS])
     marks = json.loads(stdout)
     return [(name, (at - marks[i - 1][1]) * 1000) for i, (name, at) in enumerate(marks) if i]
 
