@@ -39,9 +39,9 @@ sys.path.insert(0, str(ROOT))
 
 import localstack  # noqa: E402
 
-from scrybe_kms.files import load_stack  # noqa: E402
+from scrybe_kms.config import load_stack  # noqa: E402
+from scrybe_kms.config.validators import ENVIRONMENTS  # noqa: E402
 from scrybe_kms.template import render  # noqa: E402
-from scrybe_kms.validators import ENVIRONMENTS  # noqa: E402
 
 BUILD_SECONDS, BUILD_MB, DEPLOY_LAG_SECONDS = 0.5, 60.0, 3.0
 FORBIDDEN_IN_BUILD = ("boto3", "cfnlint")
@@ -140,20 +140,20 @@ marks = [("start", time.perf_counter())]
 from pathlib import Path
 import scrybe_kms.cli
 marks.append(("import scrybe_kms.cli (troposphere, awacs)", time.perf_counter()))
-from scrybe_kms.files import load_stack
+from scrybe_kms.config import load_stack
 envs = sys.argv[1:]
 configs = [load_stack(Path("stacks") / f"{e}.py") for e in envs]
 marks.append((f"load and validate {len(envs)} stack files", time.perf_counter()))
 from scrybe_kms.template import render
 texts = [render(c) for c in configs]
 marks.append((f"render {len(envs)} templates", time.perf_counter()))
-from scrybe_kms.access import _principalmapper
+from scrybe_kms.derived.access import _principalmapper
 _principalmapper()
 marks.append(("import principalmapper (and botocore)", time.perf_counter()))
-from scrybe_kms.access import access_markdown
+from scrybe_kms.derived.access import access_markdown
 [access_markdown(json.loads(t), c) for t, c in zip(texts, configs)]
 marks.append((f"evaluate {len(envs)} access matrices", time.perf_counter()))
-from scrybe_kms.stack_policy import render_stack_policy
+from scrybe_kms.derived.stack_policy import render_stack_policy
 [render_stack_policy(json.loads(t)) for t in texts]
 marks.append((f"{len(envs)} stack policies", time.perf_counter()))
 print(json.dumps(marks))

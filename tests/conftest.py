@@ -5,10 +5,9 @@ from typing import Any
 
 import pytest
 
-from scrybe_kms.config import EnvironmentConfig
-from scrybe_kms.files import load_stack
+from scrybe_kms.config import EnvironmentConfig, load_stack
+from scrybe_kms.config.validators import ENVIRONMENTS
 from scrybe_kms.template import render
-from scrybe_kms.validators import ENVIRONMENTS
 from tests.helpers import STACKS
 
 

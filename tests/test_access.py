@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from scrybe_kms.access import ACTIONS, evaluate, scenarios
 from scrybe_kms.config import EnvironmentConfig
+from scrybe_kms.derived.access import ACTIONS, evaluate, scenarios
 
 ALL = frozenset(ACTIONS)
 NONE: frozenset[str] = frozenset()

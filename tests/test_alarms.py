@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from scrybe_kms.alarms import CIS_4_7_PATTERN
 from scrybe_kms.config import EnvironmentConfig
 from scrybe_kms.template import render
+from scrybe_kms.template.alarms import CIS_4_7_PATTERN
 from tests.helpers import config, refs, resources_of_type, statements
 
 

@@ -107,11 +107,11 @@ def test_unwritable_output_is_one_line_not_a_traceback(workspace: Path) -> None:
     blocker.write_text("a file where a directory should be")
     result = run("-m", "scrybe_kms", "build", "--out", str(blocker), cwd=workspace)
     assert result.returncode == 2
-    assert "could not write to" in result.stderr and "Traceback" not in result.stderr
+    assert "could not create" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_failed_write_leaves_no_temporary_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from scrybe_kms import files
+    from scrybe_kms.cli import files
 
     (tmp_path / "a.json").write_text("old")
     calls = {"n": 0}
@@ -134,7 +134,7 @@ def test_ctrl_c_during_the_renames_cannot_mix_old_and_new(tmp_path: Path, monkey
     """SIGINT arriving mid-rename is held until every file is in place, then delivered."""
     import signal
 
-    from scrybe_kms import files
+    from scrybe_kms.cli import files
 
     for name in ("a.json", "b.json", "c.json"):
         (tmp_path / name).write_text("old")
@@ -151,3 +151,40 @@ def test_ctrl_c_during_the_renames_cannot_mix_old_and_new(tmp_path: Path, monkey
     with pytest.raises(KeyboardInterrupt):
         files.write_all(tmp_path, {"a.json": "new", "b.json": "new", "c.json": "new"})
     assert [(tmp_path / n).read_text() for n in ("a.json", "b.json", "c.json")] == ["new", "new", "new"]
+
+
+def test_a_failed_rename_restores_the_whole_set_and_names_the_file(workspace: Path) -> None:
+    """out/dev.json is a directory: nothing in out/ changes, no temporary file stays, the
+    message names that file."""
+    out = workspace / "out"
+    for name in ("dev.access.md", "dev.stack-policy.json"):
+        (out / name).write_text("previous")
+    (out / "dev.json").unlink()
+    (out / "dev.json").mkdir()
+    before = {p.name: (p.read_text() if p.is_file() else "<dir>") for p in out.iterdir()}
+    result = run("-m", "scrybe_kms", "build", "--env", "dev", cwd=workspace)
+    assert result.returncode == 2, result.stderr
+    assert "out/dev.json" in result.stderr and "Traceback" not in result.stderr
+    assert {p.name: (p.read_text() if p.is_file() else "<dir>") for p in out.iterdir()} == before
+
+
+def test_rollback_when_a_rename_fails_midway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rename that fails after others succeeded puts the replaced files back."""
+    from scrybe_kms.cli import files
+
+    for name in ("a.json", "b.json"):
+        (tmp_path / name).write_text("old")
+    real_replace = os.replace
+    calls = {"n": 0}
+
+    def failing_second(src, dst):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(5, "Input/output error")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(files.os, "replace", failing_second)
+    with pytest.raises(files.WriteError, match="b.json"):
+        files.write_all(tmp_path, {"a.json": "new", "b.json": "new", "c.json": "new"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.json"]
+    assert [(tmp_path / n).read_text() for n in ("a.json", "b.json")] == ["old", "old"]

@@ -147,7 +147,7 @@ def test_known_regions_are_botocores() -> None:
     cold build); it must accept exactly the regions botocore's own resolver lists."""
     import botocore.session
 
-    from scrybe_kms.validators import PARTITIONS, _regions
+    from scrybe_kms.config.validators import PARTITIONS, _regions
 
     session = botocore.session.get_session()
     expected = {name: partition for partition in PARTITIONS

@@ -15,7 +15,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from scrybe_kms.deploy import DeployError, DeployOptions, _Deployment
+from scrybe_kms.deploy import DeployError, DeployOptions
+from scrybe_kms.deploy.run import _Deployment
 from tests.helpers import config
 
 STACK = "scrybe-kms-production"

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from scrybe_kms.envfile import merge_env, parse_env_lines
-from scrybe_kms.plan import Change, changes_from, format_plan, local_problems, refusals
-from scrybe_kms.stack_policy import protected_resources, stack_policy
+from scrybe_kms.deploy.envfile import merge_env, parse_env_lines
+from scrybe_kms.deploy.refusals import Change, changes_from, format_plan, local_problems, refusals
+from scrybe_kms.derived.stack_policy import protected_resources, stack_policy
 from tests.helpers import OUT, ROOT
 
 

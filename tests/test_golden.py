@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 
-from scrybe_kms.build import artifacts
+from scrybe_kms.cli.artifacts import artifacts
 from scrybe_kms.config import EnvironmentConfig
 from tests.helpers import OUT
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from awacs.aws import StringEquals, StringLike
 
-from scrybe_kms import policies
 from scrybe_kms.config import EnvironmentConfig
+from scrybe_kms.template import policies
 from tests.helpers import resources_of_type, statements
 
 TRAIL_ARN = {"Fn::Sub": "arn:${AWS::Partition}:cloudtrail:${AWS::Region}:${AWS::AccountId}:trail/"

@@ -7,8 +7,8 @@ from typing import Any
 
 from parliament import analyze_policy_string
 
-from scrybe_kms.access import resolve
 from scrybe_kms.config import EnvironmentConfig
+from scrybe_kms.derived.access import resolve
 
 #: (resource, issue) -> why the finding does not apply.
 EXPLAINED = {

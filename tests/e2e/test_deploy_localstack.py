@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from scrybe_kms.access import resolve
-from scrybe_kms.files import load_stack
+from scrybe_kms.config import load_stack
+from scrybe_kms.derived.access import resolve
 from tests.e2e.conftest import ACCOUNT, REGION
 
 pytestmark = pytest.mark.emulator

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-
-from scrybe_kms.files import write_all
 
 __all__ = ["merge_env", "parse_env_lines", "write_env_file"]
 
@@ -42,4 +42,13 @@ def write_env_file(path: Path, values: Mapping[str, str]) -> None:
     """Merge into ``path`` atomically, keeping its permissions (a new file is owner-only)."""
     existing = path.read_text(encoding="utf-8") if path.exists() else ""
     mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
-    write_all(path.parent if str(path.parent) else Path("."), {path.name: merge_env(existing, values)}, mode=mode)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(merge_env(existing, values))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)

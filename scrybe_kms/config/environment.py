@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from scrybe_kms import validators as v
+from scrybe_kms.config import validators as v
 
 __all__ = ["ConfigError", "EnvironmentConfig"]
 

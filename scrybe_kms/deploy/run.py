@@ -15,8 +15,6 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -24,12 +22,11 @@ from typing import Any, TextIO
 import boto3
 import botocore.exceptions as boto_errors
 
-from scrybe_kms import naming
-from scrybe_kms.config import EnvironmentConfig
-from scrybe_kms.envfile import parse_env_lines, write_env_file
-from scrybe_kms.files import load_stack
-from scrybe_kms.plan import changes_from, format_plan, local_problems, refusals
-from scrybe_kms.stack_policy import stack_policy
+from scrybe_kms.config import EnvironmentConfig, load_stack, naming
+from scrybe_kms.deploy.envfile import parse_env_lines, write_env_file
+from scrybe_kms.deploy.errors import DeployError, Refused, _aws_errors
+from scrybe_kms.deploy.refusals import changes_from, format_plan, local_problems, refusals
+from scrybe_kms.derived.stack_policy import stack_policy
 from scrybe_kms.template import render
 
 __all__ = ["DeployError", "DeployOptions", "Refused", "deploy", "env_config"]
@@ -40,20 +37,6 @@ FAILED = {"CREATE_FAILED", "ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "UPDATE_FAILE
 SUCCEEDED = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
 NO_CHANGES = ("didn't contain changes", "No updates are to be performed", "does not contain changes")
 NOT_IMPLEMENTED = {"InternalFailure", "NotImplemented", "NotImplementedException"}
-DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnrecognizedClientException",
-          "InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException", "SignatureDoesNotMatch"}
-
-
-class DeployError(Exception):
-    """One line (or a few) for the person at the terminal; never a traceback."""
-
-    exit_code = 1
-
-
-class Refused(DeployError):
-    """The change set would replace or remove a protected resource; nothing ran."""
-
-    exit_code = 3
 
 
 @dataclass(frozen=True)
@@ -68,28 +51,6 @@ class DeployOptions:
     region: str | None = None
     endpoint_url: str | None = None
     poll_seconds: float = 1.0
-
-
-@contextmanager
-def _aws_errors(action: str) -> Iterator[None]:
-    """Translate botocore's exceptions into one clear line."""
-    try:
-        yield
-    except (boto_errors.NoCredentialsError, boto_errors.PartialCredentialsError) as exc:
-        raise DeployError("no AWS credentials found: set AWS_PROFILE (or --profile), or "
-                          f"AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY ({exc})") from None
-    except boto_errors.ProfileNotFound as exc:
-        raise DeployError(f"AWS profile not found: {exc}") from None
-    except boto_errors.EndpointConnectionError as exc:
-        raise DeployError(f"cannot reach AWS while trying to {action}: {exc}") from None
-    except boto_errors.ClientError as exc:
-        error = exc.response.get("Error", {})
-        code, message = error.get("Code", "?"), error.get("Message", str(exc))
-        if code in DENIED:
-            raise DeployError(f"AWS denied the request to {action} ({code}): {message}") from None
-        raise DeployError(f"could not {action} ({code}): {message}") from None
-    except boto_errors.BotoCoreError as exc:
-        raise DeployError(f"could not {action}: {exc}") from None
 
 
 class _Deployment:

@@ -13,10 +13,10 @@ import awacs.s3 as s3_actions
 from awacs.aws import ArnLike, Deny, PolicyDocument, Principal, Statement, StringEquals
 from troposphere import GetAtt, Ref, Sub, Template, s3
 
-from scrybe_kms import policies
-from scrybe_kms.context import context
-from scrybe_kms.key import KeyHandle
-from scrybe_kms.tags import standard_tags
+from scrybe_kms.template import policies
+from scrybe_kms.template.context import context
+from scrybe_kms.template.key import KeyHandle
+from scrybe_kms.template.tags import standard_tags
 
 __all__ = ["BucketHandle", "access_log_bucket", "audit_log_bucket"]
 

@@ -1,7 +1,7 @@
 """Stack outputs, named after the original Terraform outputs, exported under stable names;
 and the import helpers other Scrybe stacks use to consume them.
 
-The export names come from :func:`scrybe_kms.naming.export_name` on both sides, so a producer
+The export names come from :func:`scrybe_kms.config.naming.export_name` on both sides, so a producer
 and a consumer cannot drift apart.
 """
 
@@ -11,9 +11,9 @@ from typing import Any
 
 from troposphere import Export, GetAtt, ImportValue, Output, Ref, Sub, Template
 
-from scrybe_kms import naming
-from scrybe_kms.key import KeyHandle
-from scrybe_kms.validators import environment as check_environment
+from scrybe_kms.config import naming
+from scrybe_kms.config.validators import environment as check_environment
+from scrybe_kms.template.key import KeyHandle
 
 __all__ = [
     "OUTPUTS",

@@ -19,10 +19,11 @@ from typing import Any
 from awacs.aws import ArnLike, StringEquals
 from troposphere import GetAtt, Ref, Sub, Template, cloudwatch, events, logs, sns
 
-from scrybe_kms import naming, policies
-from scrybe_kms.context import context
-from scrybe_kms.key import KeyHandle
-from scrybe_kms.tags import standard_tags
+from scrybe_kms.config import naming
+from scrybe_kms.template import policies
+from scrybe_kms.template.context import context
+from scrybe_kms.template.key import KeyHandle
+from scrybe_kms.template.tags import standard_tags
 
 __all__ = [
     "CIS_4_7_PATTERN",
@@ -134,7 +135,7 @@ def alarm_topic(template: Template, *, environment: str, key: KeyHandle,
     ))
     return template.add_resource(sns.Topic(
         title,
-        TopicName=f"{naming.PREFIX}-key-alarms-{environment}",
+        TopicName=naming.alarm_topic_name(environment),
         DisplayName=f"Scrybe PHI key alarms ({environment})",
         KmsMasterKeyId=key.arn,
         Subscription=[sns.Subscription(Protocol="email", Endpoint=e) for e in emails],
@@ -153,7 +154,7 @@ def key_event_alarms(template: Template, *, environment: str, key: KeyHandle,
         template.add_resource(logs.MetricFilter(
             f"{spec.title}Filter",
             LogGroupName=Ref(log_group),
-            FilterName=f"{naming.PREFIX}-{environment}-{spec.title}",
+            FilterName=naming.metric_filter_name(environment, spec.title),
             FilterPattern=filter_pattern(spec, key),
             MetricTransformations=[logs.MetricTransformation(
                 MetricNamespace=namespace, MetricName=spec.title, MetricValue="1")],
@@ -184,7 +185,7 @@ def key_event_rule(template: Template, *, environment: str, key: KeyHandle, topi
     names = sorted({name for spec in specs for name in spec.event_names})
     return template.add_resource(events.Rule(
         title,
-        Name=f"{naming.PREFIX}-{environment}-key-events",
+        Name=naming.event_rule_name(environment, "key-events"),
         Description="Dangerous operations on the PHI master key, independent of log delivery",
         State="ENABLED",
         EventPattern={

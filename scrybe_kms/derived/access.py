@@ -21,8 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from scrybe_kms import naming
-from scrybe_kms.config import EnvironmentConfig
+from scrybe_kms.config import EnvironmentConfig, naming
 
 __all__ = [
     "ACTIONS",
@@ -112,9 +111,9 @@ def scenarios(cfg: EnvironmentConfig) -> list[Scenario]:
     p, acct, region = cfg.partition, cfg.account_id, cfg.aws_region
     pseudo = _values(cfg, "PhiKey")
     # The same ARNs the template builds, resolved: the evaluation cannot drift from naming.py.
-    trail = resolve(naming.trail_arn(cfg.environment).to_dict(), pseudo)
+    trail = resolve({"Fn::Sub": naming.trail_arn_sub(cfg.environment)}, pseudo)
     other_trail = trail.rsplit("/", 1)[0] + "/someone-elses-trail"
-    log_group = resolve(naming.log_group_arn(cfg.environment).to_dict(), pseudo)
+    log_group = resolve({"Fn::Sub": naming.log_group_arn_sub(cfg.environment)}, pseudo)
     other_group = log_group.split(":log-group:")[0] + ":log-group:/someone/else"
     found = [Scenario("application role", "role", cfg.application_role_arn)]
     found += [Scenario(f"admin role {arn.split('/')[-1]}", "role", arn) for arn in cfg.admin_role_arns]

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from functools import partial
 
-from troposphere import Ref, Template
+from troposphere import Ref, Sub, Template
 
-from scrybe_kms import alarms, bucket, key, naming, outputs, policies, trail
-from scrybe_kms.config import EnvironmentConfig
-from scrybe_kms.context import template_context
+from scrybe_kms.config import EnvironmentConfig, naming
+from scrybe_kms.template import alarms, bucket, key, outputs, policies, trail
+from scrybe_kms.template.context import template_context
 
 __all__ = ["MAX_TEMPLATE_BODY", "TemplateTooLarge", "build_template", "render"]
 
@@ -77,10 +77,10 @@ def build_template(cfg: EnvironmentConfig) -> Template:
     key.key_aliases(t, audit, [naming.audit_alias(env)], title_prefix="AuditKeyAlias")
 
     access_logs = bucket.access_log_bucket(
-        t, environment=env, name=naming.access_log_bucket_name(env),
+        t, environment=env, name=Sub(naming.access_log_bucket_name_sub(env)),
         retention_days=cfg.audit_log_retention_days)
     logs_bucket = bucket.audit_log_bucket(
-        t, environment=env, name=naming.audit_bucket_name(env), key=phi,
+        t, environment=env, name=Sub(naming.audit_bucket_name_sub(env)), key=phi,
         access_logs=access_logs, retention_days=cfg.audit_log_retention_days)
 
     log_group = trail.trail_log_group(t, environment=env, key=audit,

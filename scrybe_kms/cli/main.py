@@ -11,11 +11,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from scrybe_kms.build import artifacts
-from scrybe_kms.config import ConfigError, EnvironmentConfig
-from scrybe_kms.files import load_stack, stack_config, write_all
+from scrybe_kms.cli.artifacts import artifacts
+from scrybe_kms.cli.files import WriteError, write_all
+from scrybe_kms.config import ConfigError, EnvironmentConfig, load_stack, stack_config
+from scrybe_kms.config.validators import ENVIRONMENTS
 from scrybe_kms.template import TemplateTooLarge
-from scrybe_kms.validators import ENVIRONMENTS
 
 __all__ = ["main", "run_stack"]
 
@@ -36,8 +36,8 @@ def _write(out_dir: Path, configs: Sequence[EnvironmentConfig]) -> int:
         return _error(f"{exc}\nnothing was written.")
     try:
         changed = write_all(out_dir, files)
-    except OSError as exc:
-        return _error(f"could not write to {str(out_dir)!r}: {exc.strerror or exc}")
+    except WriteError as exc:
+        return _error(f"{exc}\nnothing was written.")
     for name in sorted(files):
         state = "written" if name in changed else "unchanged"
         print(f"{out_dir / name}: {state}")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from scrybe_kms.stack_policy import protected_resources
+from scrybe_kms.derived.stack_policy import protected_resources
 
 __all__ = ["Change", "changes_from", "format_plan", "local_problems", "refusals"]
 

@@ -17,11 +17,12 @@ import awacs.sts as sts_actions
 from awacs.aws import Allow, ArnEquals, Principal, Statement, StringEquals, StringLike
 from troposphere import GetAtt, Sub, Template, cloudtrail, iam, logs
 
-from scrybe_kms import naming, policies
-from scrybe_kms.bucket import BucketHandle
-from scrybe_kms.context import context
-from scrybe_kms.key import KeyHandle
-from scrybe_kms.tags import standard_tags
+from scrybe_kms.config import naming
+from scrybe_kms.template import policies
+from scrybe_kms.template.bucket import BucketHandle
+from scrybe_kms.template.context import context
+from scrybe_kms.template.key import KeyHandle
+from scrybe_kms.template.tags import standard_tags
 
 __all__ = ["TrailHandle", "audit_trail", "trail_log_group"]
 
@@ -43,7 +44,7 @@ def trail_log_group(template: Template, *, environment: str, key: KeyHandle,
     key.add_statement(policies.allow_service(
         "CloudWatchLogsEncryptTrailLogGroup", Sub("logs.${AWS::Region}.amazonaws.com"),
         policies.LOG_GROUP_KEY_ACTIONS, ["*"],
-        ArnEquals("kms:EncryptionContext:aws:logs:arn", naming.log_group_arn(environment)),
+        ArnEquals("kms:EncryptionContext:aws:logs:arn", Sub(naming.log_group_arn_sub(environment))),
     ))
     return template.add_resource(logs.LogGroup(
         title,
@@ -88,7 +89,7 @@ def _delivery_role(template: Template, environment: str, log_group: logs.LogGrou
 def audit_trail(template: Template, *, environment: str, key: KeyHandle, bucket: BucketHandle,
                 log_group: logs.LogGroup, title: str = "AuditTrail") -> TrailHandle:
     """Multi-region trail of all management events, validated and encrypted with ``key``."""
-    trail_arn = naming.trail_arn(environment)
+    trail_arn = Sub(naming.trail_arn_sub(environment))
     key.add_statement(
         policies.allow_service(
             "CloudTrailEncryptLogFiles", "cloudtrail.amazonaws.com", policies.CLOUDTRAIL_ENCRYPT_ACTIONS,

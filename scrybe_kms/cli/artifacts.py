@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from scrybe_kms.access import access_markdown
 from scrybe_kms.config import EnvironmentConfig
-from scrybe_kms.stack_policy import render_stack_policy
+from scrybe_kms.derived.access import access_markdown
+from scrybe_kms.derived.stack_policy import render_stack_policy
 from scrybe_kms.template import render
 
 __all__ = ["artifacts"]

@@ -1,0 +1,108 @@
+"""Every physical name, ARN and export name, in one place, as plain strings.
+
+Names are fixed per environment so ARNs can be written with ``Fn::Sub`` before the resources
+exist: the key policy can name its own trail and log group without a dependency cycle
+(decision D4, aws/aws-cdk#31400). Functions ending in ``_sub`` return a ``Fn::Sub`` template
+string (``${AWS::Partition}``, ``${AWS::Region}``, ``${AWS::AccountId}``); the template layer
+wraps them in ``Sub``. This module imports no troposphere, so configuration, deploy tooling and
+import helpers share it without pulling in the builders.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+__all__ = [
+    "PREFIX",
+    "Environment",
+    "access_log_bucket_name_sub",
+    "alarm_name",
+    "alarm_name_prefix",
+    "alarm_topic_name",
+    "audit_alias",
+    "audit_bucket_name_sub",
+    "event_rule_name",
+    "export_name",
+    "log_group_arn_sub",
+    "log_group_name",
+    "metric_filter_name",
+    "metric_namespace",
+    "primary_alias",
+    "stack_name",
+    "trail_arn_sub",
+    "trail_name",
+]
+
+#: The environments this library builds; every public function that takes one checks it.
+Environment = Literal["dev", "staging", "production"]
+
+PREFIX = "scrybe-phi"
+_ACCOUNT_ARN = "arn:${AWS::Partition}:%s:${AWS::Region}:${AWS::AccountId}:"
+
+
+def stack_name(env: str) -> str:
+    return f"scrybe-kms-{env}"
+
+
+def primary_alias(env: str) -> str:
+    """The alias the original created. The application is given the key ARN, not this alias
+    (decision D12): an alias can be retargeted."""
+    return f"alias/scrybe-phi-master-key-{env}"
+
+
+def audit_alias(env: str) -> str:
+    return f"alias/scrybe-phi-audit-key-{env}"
+
+
+def trail_name(env: str) -> str:
+    return f"{PREFIX}-audit-trail-{env}"
+
+
+def trail_arn_sub(env: str) -> str:
+    return _ACCOUNT_ARN % "cloudtrail" + "trail/" + trail_name(env)
+
+
+def log_group_name(env: str) -> str:
+    return f"/scrybe/kms/{env}/cloudtrail"
+
+
+def log_group_arn_sub(env: str) -> str:
+    """The log group's ARN without the ``:*`` that ``GetAtt Arn`` appends (decision D4)."""
+    return _ACCOUNT_ARN % "logs" + "log-group:" + log_group_name(env)
+
+
+def audit_bucket_name_sub(env: str) -> str:
+    return f"{PREFIX}-audit-logs-${{AWS::AccountId}}-{env}"
+
+
+def access_log_bucket_name_sub(env: str) -> str:
+    return f"{PREFIX}-audit-access-logs-${{AWS::AccountId}}-{env}"
+
+
+def alarm_topic_name(env: str) -> str:
+    return f"{PREFIX}-key-alarms-{env}"
+
+
+def alarm_name_prefix(env: str) -> str:
+    return f"{PREFIX}-{env}-"
+
+
+def alarm_name(env: str, what: str) -> str:
+    return f"{alarm_name_prefix(env)}{what}"
+
+
+def metric_filter_name(env: str, what: str) -> str:
+    return f"{PREFIX}-{env}-{what}"
+
+
+def event_rule_name(env: str, what: str) -> str:
+    return f"{PREFIX}-{env}-{what}"
+
+
+def metric_namespace(env: str) -> str:
+    return f"Scrybe/KMS/{env}"
+
+
+def export_name(env: str, output: str) -> str:
+    """``scrybe-kms-<env>-<Output>``: what other stacks import with ``Fn::ImportValue``."""
+    return f"{stack_name(env)}-{output}"

@@ -1,0 +1,6 @@
+"""Deploy tooling (the ``deploy`` extra: boto3 and cfn-lint): ``scrybe-kms deploy`` and ``env-config``."""
+
+from scrybe_kms.deploy.errors import DeployError, Refused
+from scrybe_kms.deploy.run import DeployOptions, deploy, env_config
+
+__all__ = ["DeployError", "DeployOptions", "Refused", "deploy", "env_config"]

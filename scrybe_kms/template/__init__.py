@@ -1,0 +1,10 @@
+"""Template layer: pure troposphere builders, with every policy written as awacs objects.
+
+``build_template(cfg)`` assembles one environment; the builders it uses (``managed_key``,
+``audit_log_bucket``, ``audit_trail``, ...) are public for other stacks. Nothing here reads a file,
+an environment variable or talks to AWS, and nothing imports the deploy tooling or the evaluator.
+"""
+
+from scrybe_kms.template.assemble import MAX_TEMPLATE_BODY, TemplateTooLarge, build_template, render
+
+__all__ = ["MAX_TEMPLATE_BODY", "TemplateTooLarge", "build_template", "render"]

@@ -1,0 +1,115 @@
+"""KMS keys: the PHI master key the application uses, and a small key for the audit path.
+
+A builder returns a :class:`KeyHandle`; other builders add the statements their service needs
+with :meth:`KeyHandle.add_statement`, so the key policy grows with the stack and each grant
+lives next to the resource that needs it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from awacs.aws import PolicyDocument, Statement
+from troposphere import GetAtt, Ref, Template, kms
+
+from scrybe_kms.template import policies
+from scrybe_kms.template.context import context
+from scrybe_kms.template.tags import standard_tags
+
+__all__ = ["KeyHandle", "key_aliases", "managed_key"]
+
+
+@dataclass(frozen=True)
+class KeyHandle:
+    """What other builders need from a key: its ARN, its id and a way to extend its policy."""
+
+    resource: kms.Key
+    policy: PolicyDocument
+
+    @property
+    def arn(self) -> GetAtt:
+        return GetAtt(self.resource, "Arn")
+
+    @property
+    def key_id(self) -> Ref:
+        return Ref(self.resource)
+
+    @property
+    def statements(self) -> list[Statement]:
+        return self.policy.Statement  # type: ignore[no-any-return]
+
+    def add_statement(self, *statements: Statement) -> None:
+        policies.append_statements(self.policy, self.resource.title, statements)
+
+
+def managed_key(
+    template: Template,
+    title: str,
+    *,
+    environment: str,
+    description: str,
+    admin_role_arns: Sequence[str],
+    emergency_role_arn: str | None = None,
+    deletion_window_days: int = 30,
+    purpose: str,
+    why: str,
+) -> KeyHandle:
+    """A symmetric customer-managed key with rotation on, retained on delete and replace.
+
+    The policy starts with the administrators (management, no crypto) and the MFA-gated
+    emergency role. The account root principal is deliberately *not* named: naming it would let
+    any IAM policy in the account grant use of the key, and "only the named roles can decrypt
+    PHI" would then depend on every IAM policy in the account. KMS's lockout check is met because
+    the deploying admin role keeps ``kms:PutKeyPolicy``.
+    """
+    statements = [policies.allow_key_administration("KeyAdministratorsManageButNeverUse", admin_role_arns)]
+    if emergency_role_arn:
+        statements.append(policies.allow_emergency_access("EmergencyAccessOnlyWithMfa", emergency_role_arn))
+    policy = policies.policy_document(statements, policy_id=f"{title}Policy")
+    key = template.add_resource(
+        kms.Key(
+            title,
+            Description=description,
+            Enabled=True,
+            EnableKeyRotation=True,
+            KeySpec="SYMMETRIC_DEFAULT",
+            KeyUsage="ENCRYPT_DECRYPT",
+            MultiRegion=False,
+            PendingWindowInDays=deletion_window_days,
+            KeyPolicy=policy,
+            Tags=standard_tags(environment, Purpose=purpose),
+            Metadata=context(why, mutable="review-required", must=[
+                "never replaced or deleted by a stack operation: data encrypted under it would be lost",
+                "no account-root or wildcard principal; admins never get a cryptographic action",
+                "BypassPolicyLockoutSafetyCheck is never set",
+            ]),
+            DeletionPolicy="Retain",
+            UpdateReplacePolicy="Retain",
+        )
+    )
+    return KeyHandle(key, policy)
+
+
+def _alias_title(prefix: str, alias: str) -> str:
+    words = re.split(r"[^A-Za-z0-9]+", alias.removeprefix("alias/"))
+    return prefix + "".join(w[:1].upper() + w[1:] for w in words if w)
+
+
+def key_aliases(template: Template, key: KeyHandle, aliases: Sequence[str],
+                *, title_prefix: str = "Alias") -> list[kms.Alias]:
+    """One ``AWS::KMS::Alias`` per name; logical IDs come from the name, so order does not matter."""
+    created = []
+    for alias in aliases:
+        created.append(template.add_resource(kms.Alias(
+            _alias_title(title_prefix, alias),
+            AliasName=alias,
+            TargetKeyId=key.key_id,
+            Metadata=context("Stable name applications and other stacks use for the key; "
+                             "the application's AWS_KMS_KEY_ALIAS.",
+                             must=["always targets this stack's key"]),
+            DeletionPolicy="Retain",
+            UpdateReplacePolicy="Retain",
+        )))
+    return created
