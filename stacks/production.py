@@ -19,6 +19,17 @@ SETTINGS = {
     "deletion_window_days": 30,
     "alarm_emails": ["security-oncall@scrybe.example"],
     "audit_log_retention_days": 2557,
+    # Consumer stacks keep PHI in S3, RDS, DynamoDB and Secrets Manager under this key. The role that
+    # deploys them creates the RDS cluster and DynamoDB tables, which attach the key with grants made
+    # through those services (kms:CreateGrant with kms:GrantIsForAWSResource), and writes the first
+    # secret value. The application role needs no entry: its own statement already lets it use the
+    # key directly and through any service.
+    "key_use_through_services": [
+        {"role_arn": "arn:aws:iam::123456789012:role/scrybe-production-stack-deployer",
+         "services": ["dynamodb", "rds", "s3", "secretsmanager"]},
+    ],
+    "audit_log_reader_role_arns": ["arn:aws:iam::123456789012:role/scrybe-security-auditor"],
+    "backup_role_arn": "arn:aws:iam::123456789012:role/service-role/AWSBackupDefaultServiceRole",
 }
 
 if __name__ == "__main__":

@@ -18,6 +18,11 @@ SETTINGS = {
     "emergency_access_role_arn": "arn:aws:iam::123456789012:role/scrybe-emergency",
     "deletion_window_days": 30,
     "alarm_emails": ["security-oncall@scrybe.example"],
+    "key_use_through_services": [
+        {"role_arn": "arn:aws:iam::123456789012:role/scrybe-staging-stack-deployer",
+         "services": ["dynamodb", "rds", "s3", "secretsmanager"]},
+    ],
+    "audit_log_reader_role_arns": ["arn:aws:iam::123456789012:role/scrybe-security-auditor"],
 }
 
 if __name__ == "__main__":

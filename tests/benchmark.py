@@ -147,9 +147,6 @@ marks.append((f"load and validate {len(envs)} stack files", time.perf_counter())
 from scrybe_kms.template import render
 texts = [render(c) for c in configs]
 marks.append((f"render {len(envs)} templates", time.perf_counter()))
-from scrybe_kms.derived.access import _principalmapper
-_principalmapper()
-marks.append(("import principalmapper (and botocore)", time.perf_counter()))
 from scrybe_kms.derived.access import access_markdown
 [access_markdown(json.loads(t), c) for t, c in zip(texts, configs)]
 marks.append((f"evaluate {len(envs)} access matrices", time.perf_counter()))

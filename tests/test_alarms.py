@@ -1,5 +1,5 @@
 """Metric filters, alarms, the EventBridge channel and the topic; and that the path from a
-DisableKey event to a person never depends on the PHI key (pitfall 4)."""
+DisableKey event to a person never depends on the PHI key (decision D5)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,13 @@ import json
 from typing import Any
 
 from scrybe_kms.config import EnvironmentConfig
-from scrybe_kms.template import render
+from scrybe_kms.template import alarms, render
 from scrybe_kms.template.alarms import CIS_4_7_PATTERN
 from tests.helpers import config, refs, resources_of_type, statements
+from tests.support.event_pattern import as_eventbridge_event
+from tests.support.event_pattern import matches as event_matches
+from tests.support.events import KEY_ARN, OTHER_KEY_ARN, direct_grant_event, kms_event, service_grant_event
+from tests.support.filter_pattern import matches as filter_matches
 
 
 def filters(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -107,15 +111,34 @@ def test_topic_policy_lets_only_this_stacks_alarms_and_rule_publish(template: di
         assert statement["Resource"] == [{"Ref": "AlarmTopic"}]
 
 
-def test_eventbridge_rule_reports_the_same_events(template: dict[str, Any]) -> None:
+def _resolved_rule(template: dict[str, Any]) -> dict[str, Any]:
+    text = json.dumps(template["Resources"]["PhiKeyEventRule"]["Properties"]["EventPattern"])
+    return json.loads(text.replace(json.dumps({"Fn::GetAtt": ["PhiKey", "Arn"]}), json.dumps(KEY_ARN)))
+
+
+SAMPLES = [kms_event(name) for name in ("DisableKey", "ScheduleKeyDeletion", "PutKeyPolicy", "DisableKeyRotation",
+                                        "EnableKey", "Decrypt", "CreateGrant")] + [
+    kms_event("DisableKey", OTHER_KEY_ARN), direct_grant_event(), service_grant_event(),
+    service_grant_event(service="dynamodb.amazonaws.com"), direct_grant_event(OTHER_KEY_ARN)]
+
+
+def test_eventbridge_rule_reports_the_same_events_as_the_key_filters(template: dict[str, Any]) -> None:
+    """The second channel fires for exactly the events the PHI-key filters with an EventBridge
+    counterpart count: same key, same operations, the same rule for grants."""
     rule = template["Resources"]["PhiKeyEventRule"]["Properties"]
     assert rule["State"] == "ENABLED"
-    assert rule["EventPattern"] == {
-        "source": ["aws.kms"], "detail-type": ["AWS API Call via CloudTrail"],
-        "detail": {"eventSource": ["kms.amazonaws.com"], "eventName": [
-                       "CreateGrant", "DisableKey", "DisableKeyRotation", "PutKeyPolicy", "ScheduleKeyDeletion"],
-                   "resources": {"ARN": [{"Fn::GetAtt": ["PhiKey", "Arn"]}]}}}
     assert rule["Targets"] == [{"Id": "AlarmTopic", "Arn": {"Ref": "AlarmTopic"}}]
+    pattern = _resolved_rule(template)
+    filters = [spec.pattern.replace("${KeyArn}", KEY_ARN) for spec in alarms.KEY_ALARMS if spec.event_names]
+    for event in SAMPLES:
+        by_filter = any(filter_matches(f, event) for f in filters)
+        assert event_matches(pattern, as_eventbridge_event(event)) == by_filter, (event["eventName"], by_filter)
+
+
+def test_a_grant_for_an_aws_resource_raises_nothing_and_a_direct_grant_does(template: dict[str, Any]) -> None:
+    pattern = _resolved_rule(template)
+    assert event_matches(pattern, as_eventbridge_event(direct_grant_event()))
+    assert not event_matches(pattern, as_eventbridge_event(service_grant_event()))
 
 
 def test_alarm_path_never_depends_on_the_phi_key(template: dict[str, Any]) -> None:

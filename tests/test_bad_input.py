@@ -4,6 +4,7 @@ problem naming the field and the value, no traceback, and leaves every file in o
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ PROD = {
     "alarm_emails": ["security-oncall@scrybe.example"],
 }
 APP = PROD["application_role_arn"]
+DEPLOYER = "arn:aws:iam::123456789012:role/scrybe-production-stack-deployer"
+AUDITOR = "arn:aws:iam::123456789012:role/scrybe-security-auditor"
 ADMIN = PROD["admin_role_arns"][0]
 DROP = object()
 
@@ -81,14 +84,48 @@ CASES: list[tuple[str, str, Any, str]] = [
     ("alias-reserved", "additional_aliases", ["alias/aws/kms"], "additional_aliases[0]"),
     ("alias-string", "additional_aliases", "alias/legacy", "additional_aliases"),
     ("unknown-key", "deletion_window", 30, "deletion_window"),
+    # Service access, auditors, Backup, break-glass mode, compliance readers.
+    ("service-unknown", "key_use_through_services", [{"role_arn": DEPLOYER, "services": ["rds", "glacier"]}],
+     "key_use_through_services[0].services[1]"),
+    ("service-logs", "key_use_through_services", [{"role_arn": DEPLOYER, "services": ["logs"]}],
+     "key_use_through_services[0].services[0]"),
+    ("service-list-is-string", "key_use_through_services", [{"role_arn": DEPLOYER, "services": "rds"}],
+     "key_use_through_services[0].services"),
+    ("service-duplicated", "key_use_through_services", [{"role_arn": DEPLOYER, "services": ["rds", "rds"]}],
+     "key_use_through_services[0].services[1]"),
+    ("service-entry-missing-services", "key_use_through_services", [{"role_arn": DEPLOYER}],
+     "key_use_through_services[0]"),
+    ("service-role-other-account", "key_use_through_services",
+     [{"role_arn": "arn:aws:iam::210987654321:role/deployer", "services": ["rds"]}],
+     "key_use_through_services[0].role_arn"),
+    ("service-role-is-user", "key_use_through_services",
+     [{"role_arn": "arn:aws:iam::123456789012:user/deployer", "services": ["rds"]}],
+     "key_use_through_services[0].role_arn"),
+    ("service-consumer-twice", "key_use_through_services",
+     [{"role_arn": DEPLOYER, "services": ["rds"]}, {"role_arn": DEPLOYER, "services": ["s3"]}],
+     "key_use_through_services[1].role_arn"),
+    ("service-consumer-is-admin", "key_use_through_services", [{"role_arn": ADMIN, "services": ["rds"]}],
+     "key_use_through_services[0].role_arn"),
+    ("app-only-via-unknown", "application_role_only_via_services", ["s3", "ftp"],
+     "application_role_only_via_services[1]"),
+    ("auditor-is-app", "audit_log_reader_role_arns", [APP], "audit_log_reader_role_arns[0]"),
+    ("auditor-is-admin", "audit_log_reader_role_arns", [ADMIN], "audit_log_reader_role_arns[0]"),
+    ("auditor-is-emergency", "audit_log_reader_role_arns", [PROD["emergency_access_role_arn"]],
+     "audit_log_reader_role_arns[0]"),
+    ("auditors-string", "audit_log_reader_role_arns", AUDITOR, "audit_log_reader_role_arns"),
+    ("backup-not-a-role", "backup_role_arn", "arn:aws:iam::123456789012:user/backup", "backup_role_arn"),
+    ("backup-other-account", "backup_role_arn", "arn:aws:iam::210987654321:role/backup", "backup_role_arn"),
+    ("emergency-mfa-unknown", "emergency_access_mfa", "sms", "emergency_access_mfa"),
+    ("compliance-flag-string", "compliance_tools_read_key_metadata", "yes", "compliance_tools_read_key_metadata"),
 ]
 
 
 def received(settings: dict[str, Any], named: str) -> Any:
-    """The value the message must quote: the named field, or the named element of a list."""
-    field, _, index = named.partition("[")
-    value = settings[field]
-    return value[int(index.rstrip("]"))] if index else value
+    """The value the message must quote: ``field``, ``field[1]`` or ``field[0].role_arn[2]``."""
+    value: Any = settings
+    for part in re.findall(r"[A-Za-z_]+|\[\d+\]", named):
+        value = value[int(part[1:-1])] if part.startswith("[") else value[part]
+    return value
 
 
 def snapshot(directory: Path) -> dict[str, str]:

@@ -30,12 +30,14 @@ def test_both_buckets_are_private_versioned_and_retained(template: dict[str, Any
     assert tls["Effect"] == "Deny" and tls["Principal"] == "*" and tls["Action"] == ["s3:*"]
     assert tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     assert tls["Resource"][0] == {"Fn::GetAtt": [title, "Arn"]}
-    assert tls["Resource"][1] == {"Fn::Sub": ["${BucketArn}/*", {"BucketArn": {"Fn::GetAtt": [title, "Arn"]}}]}
+    # The plain form readers and policy scanners expect for object ARNs.
+    assert tls["Resource"][1] == {"Fn::Sub": "${" + title + ".Arn}/*"}
 
 
-def test_audit_bucket_uses_the_phi_key_with_a_bucket_key(template: dict[str, Any]) -> None:
+def test_audit_bucket_uses_the_phi_key_without_a_bucket_key(template: dict[str, Any]) -> None:
+    """No S3 Bucket Key: CloudTrail's encryption context must reach KMS for the auditors' condition (D16)."""
     rule = bucket(template, "AuditLogBucket")["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"]
-    assert rule == [{"BucketKeyEnabled": True, "ServerSideEncryptionByDefault": {
+    assert rule == [{"BucketKeyEnabled": False, "ServerSideEncryptionByDefault": {
         "SSEAlgorithm": "aws:kms", "KMSMasterKeyID": {"Fn::GetAtt": ["PhiKey", "Arn"]}}}]
 
 
@@ -84,8 +86,8 @@ def test_audit_bucket_logs_access_to_the_access_log_bucket(template: dict[str, A
 def test_cloudtrail_delivery_statements_are_scoped_to_this_trail(template: dict[str, Any], env: str) -> None:
     trail_arn = {"Fn::Sub": TRAIL_ARN["Fn::Sub"].replace("{env}", env)}
     policy = statements(template["Resources"]["AuditLogBucketPolicy"]["Properties"]["PolicyDocument"])
-    assert set(policy) == {"DenyInsecureTransport", "DenyAuditLogVersionDeletion", "CloudTrailAclCheck",
-                           "CloudTrailWriteLogs"}
+    assert set(policy) - {"AuditorsReadAuditLogs"} == {
+        "DenyInsecureTransport", "DenyAuditLogVersionDeletion", "CloudTrailAclCheck", "CloudTrailWriteLogs"}
     assert policy["CloudTrailAclCheck"] == {
         "Sid": "CloudTrailAclCheck", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
         "Action": ["s3:GetBucketAcl"], "Resource": [{"Fn::GetAtt": ["AuditLogBucket", "Arn"]}],
@@ -93,8 +95,10 @@ def test_cloudtrail_delivery_statements_are_scoped_to_this_trail(template: dict[
     assert policy["CloudTrailWriteLogs"] == {
         "Sid": "CloudTrailWriteLogs", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
         "Action": ["s3:PutObject"],
-        "Resource": [{"Fn::Sub": ["${BucketArn}/AWSLogs/${AWS::AccountId}/*",
-                                  {"BucketArn": {"Fn::GetAtt": ["AuditLogBucket", "Arn"]}}]}],
+        "Resource": [{"Fn::Sub": "${AuditLogBucket.Arn}/AWSLogs/${AWS::AccountId}/*"}],
         "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control", "aws:SourceArn": trail_arn}}}
     deny = policy["DenyAuditLogVersionDeletion"]
     assert (deny["Effect"], deny["Principal"], deny["Action"]) == ("Deny", "*", ["s3:DeleteObjectVersion"])
+    # Every object version in the bucket, not the bucket ARN (which no object request names).
+    assert deny["Resource"] == [{"Fn::Sub": "${AuditLogBucket.Arn}/*"}]
+    assert "Condition" not in deny

@@ -184,7 +184,37 @@ def test_rollback_when_a_rename_fails_midway(tmp_path: Path, monkeypatch: pytest
         return real_replace(src, dst)
 
     monkeypatch.setattr(files.os, "replace", failing_second)
-    with pytest.raises(files.WriteError, match="b.json"):
+    with pytest.raises(files.WriteError, match=r"b\.json"):
         files.write_all(tmp_path, {"a.json": "new", "b.json": "new", "c.json": "new"})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.json"]
     assert [(tmp_path / n).read_text() for n in ("a.json", "b.json")] == ["old", "old"]
+
+
+def test_version() -> None:
+    import scrybe_kms
+
+    result = run("-m", "scrybe_kms", "--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"scrybe-kms {scrybe_kms.__version__}"
+
+
+def test_deploy_without_the_deploy_extra_is_one_line(tmp_path: Path) -> None:
+    """boto3 hidden as if the extra were not installed: one line naming the extra, exit 2."""
+    (tmp_path / "sitecustomize.py").write_text(
+        "import sys\nclass Block:\n    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('boto3', 'botocore'):\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, Block())\n")
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"}
+    result = subprocess.run([sys.executable, "-m", "scrybe_kms", "deploy", "dev", "--stacks", str(STACKS)],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 2, result.stderr
+    assert "pip install 'scrybe-kms[deploy]'" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_stack_file_that_raises_is_one_line(workspace: Path) -> None:
+    (workspace / "stacks" / "dev.py").write_text("SETTINGS = {'environment': undefined_name}\n")
+    result = run("-m", "scrybe_kms", "build", "--env", "dev", cwd=workspace)
+    assert result.returncode == 2
+    assert "NameError: name 'undefined_name' is not defined at line 1" in result.stderr
+    assert "Traceback" not in result.stderr

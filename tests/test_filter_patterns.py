@@ -7,7 +7,14 @@ from typing import Any
 import pytest
 
 from tests.helpers import resources_of_type
-from tests.support.events import KEY_ARN, OTHER_KEY_ARN, assume_role_event, kms_event
+from tests.support.events import (
+    KEY_ARN,
+    OTHER_KEY_ARN,
+    assume_role_event,
+    direct_grant_event,
+    kms_event,
+    service_grant_event,
+)
 from tests.support.filter_pattern import PatternError, matches
 
 EMERGENCY = "arn:aws:iam::123456789012:role/scrybe-emergency"
@@ -33,8 +40,10 @@ CASES: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {
         [kms_event("PutKeyPolicy", OTHER_KEY_ARN), kms_event("GetKeyPolicy")],
     ),
     "PhiKeyGrantCreated": (
-        [kms_event("CreateGrant", role_arn=EMERGENCY)],
-        [kms_event("CreateGrant", OTHER_KEY_ARN), kms_event("ListGrants"), kms_event("RevokeGrant")],
+        [kms_event("CreateGrant", role_arn=EMERGENCY), direct_grant_event()],
+        [kms_event("CreateGrant", OTHER_KEY_ARN), kms_event("ListGrants"), kms_event("RevokeGrant"),
+         # RDS, DynamoDB, EBS ... attaching the key: expected whenever a consumer stack deploys.
+         service_grant_event(), service_grant_event(service="dynamodb.amazonaws.com")],
     ),
     "PhiKeyRotationDisabled": (
         [kms_event("DisableKeyRotation")],

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import difflib
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 from scrybe_kms.cli.artifacts import artifacts
 from scrybe_kms.config import EnvironmentConfig
-from tests.helpers import OUT
+from tests.helpers import OUT, ROOT
 
 
 def test_out_matches_the_build(env: str, cfg: EnvironmentConfig) -> None:
@@ -18,11 +22,19 @@ def test_out_matches_the_build(env: str, cfg: EnvironmentConfig) -> None:
             raise AssertionError(f"out/{name} is stale; run `tox -e build` and commit it.\n{diff[:4000]}")
 
 
-def test_build_is_deterministic(cfg: EnvironmentConfig) -> None:
-    first, second = artifacts(cfg), artifacts(cfg)
-    assert first == second
-    text = first[f"{cfg.environment}.json"]
-    assert text.endswith("}\n") and "\r" not in text
+def _build_in_fresh_process(out: Path, seed: str) -> dict[str, bytes]:
+    env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-m", "scrybe_kms", "build", "--out", str(out), "--stacks", str(ROOT / "stacks")],
+                   env=env, check=True, capture_output=True, timeout=120)
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+
+
+def test_build_is_deterministic_across_processes_and_hash_seeds(tmp_path: Path) -> None:
+    """Set and dict ordering that depends on PYTHONHASHSEED would differ between these runs."""
+    builds = [_build_in_fresh_process(tmp_path / seed, seed) for seed in ("0", "1", "4242")]
+    assert builds[0] == builds[1] == builds[2]
+    for name, content in builds[0].items():
+        assert content.endswith(b"\n") and b"\r" not in content, name
 
 
 def test_no_stray_files_in_out(configs: dict[str, EnvironmentConfig]) -> None:
@@ -35,7 +47,9 @@ def test_templates_deploy_inline(rendered: dict[str, str]) -> None:
     from scrybe_kms.template import MAX_TEMPLATE_BODY
 
     for text in rendered.values():
-        assert len(text.encode()) <= MAX_TEMPLATE_BODY - 4096, "less than 4 KiB headroom left"
+        # 1 KiB: an alias or a role more must still fit (docs/decisions.md D21: the next growth, the
+        # alarms of issue 11, needs the alarm stack split out first).
+        assert len(text.encode()) <= MAX_TEMPLATE_BODY - 1024, "less than 1 KiB headroom left"
 
 
 def test_an_oversized_template_is_refused_not_written() -> None:

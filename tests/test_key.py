@@ -9,7 +9,7 @@ import pytest
 from awacs.aws import StringEquals, StringLike
 
 from scrybe_kms.config import EnvironmentConfig
-from scrybe_kms.template import policies
+from scrybe_kms.template import key_statements, policies
 from tests.helpers import resources_of_type, statements
 
 TRAIL_ARN = {"Fn::Sub": "arn:${AWS::Partition}:cloudtrail:${AWS::Region}:${AWS::AccountId}:trail/"
@@ -23,20 +23,71 @@ ADMIN_ACTIONS = [
     "kms:UpdateKeyDescription",
 ]
 
+ACCOUNT = {"Ref": "AWS::AccountId"}
+CRYPTO_USE = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"]
+DEPLOYER = "arn:aws:iam::123456789012:role/scrybe-production-stack-deployer"
+BACKUP = "arn:aws:iam::123456789012:role/service-role/AWSBackupDefaultServiceRole"
+
+
+def via(*services: str) -> list[dict[str, str]]:
+    return [{"Fn::Sub": f"{s}.${{AWS::Region}}.amazonaws.com"} for s in services]
+
+
+def slr(path: str) -> dict[str, str]:
+    return {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/aws-service-role/" + path}
+
+
 #: The production PHI key policy, statement by statement, as it must be.
 PRODUCTION_PHI_POLICY: list[dict[str, Any]] = [
     {"Sid": "KeyAdministratorsManageButNeverUse", "Effect": "Allow",
      "Principal": {"AWS": ["arn:aws:iam::123456789012:role/scrybe-admin",
                            "arn:aws:iam::123456789012:role/security-team"]},
      "Action": ADMIN_ACTIONS, "Resource": ["*"]},
+    {"Sid": "DenyPolicyLockoutSafetyCheckBypass", "Effect": "Deny", "Principal": {"AWS": "*"},
+     "Action": ["kms:PutKeyPolicy"], "Resource": ["*"],
+     "Condition": {"Bool": {"kms:BypassPolicyLockoutSafetyCheck": "true"}}},
     {"Sid": "EmergencyAccessOnlyWithMfa", "Effect": "Allow",
      "Principal": {"AWS": "arn:aws:iam::123456789012:role/scrybe-emergency"},
      "Action": ["kms:*"], "Resource": ["*"],
      "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "true"}}},
     {"Sid": "ApplicationUsesKeyForCryptoOnly", "Effect": "Allow",
      "Principal": {"AWS": "arn:aws:iam::123456789012:role/scrybe-production-app"},
-     "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
-     "Resource": ["*"]},
+     "Action": CRYPTO_USE, "Resource": ["*"]},
+    {"Sid": "ScrybeProductionStackDeployerUsesKeyOnlyThroughServices", "Effect": "Allow",
+     "Principal": {"AWS": DEPLOYER}, "Action": CRYPTO_USE, "Resource": ["*"],
+     "Condition": {"StringEquals": {"kms:ViaService": via("dynamodb", "rds", "s3", "secretsmanager"),
+                                    "kms:CallerAccount": ACCOUNT}}},
+    {"Sid": "ScrybeProductionStackDeployerGrantsOnlyForAwsResources", "Effect": "Allow",
+     "Principal": {"AWS": DEPLOYER}, "Action": ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"],
+     "Resource": ["*"],
+     "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"},
+                   "StringEquals": {"kms:ViaService": via("dynamodb", "rds"), "kms:CallerAccount": ACCOUNT}}},
+    {"Sid": "AuditorsDecryptCloudTrailLogsOnlyThroughS3", "Effect": "Allow",
+     "Principal": {"AWS": "arn:aws:iam::123456789012:role/scrybe-security-auditor"},
+     "Action": ["kms:Decrypt"], "Resource": ["*"],
+     "Condition": {"Null": {"kms:EncryptionContext:aws:cloudtrail:arn": "false"},
+                   "StringEquals": {"kms:ViaService": via("s3"), "kms:CallerAccount": ACCOUNT}}},
+    {"Sid": "BackupRoleUsesKeyOnlyThroughBackup", "Effect": "Allow", "Principal": {"AWS": BACKUP},
+     "Action": ["kms:Decrypt", "kms:Encrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
+     "Resource": ["*"],
+     "Condition": {"StringEquals": {"kms:ViaService": via("backup", "dynamodb", "ec2", "rds", "s3"),
+                                    "kms:CallerAccount": ACCOUNT}}},
+    {"Sid": "BackupRoleUsesKeyOnlyThroughBackupGrants", "Effect": "Allow", "Principal": {"AWS": BACKUP},
+     "Action": ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"], "Resource": ["*"],
+     "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"},
+                   "StringEquals": {"kms:ViaService": via("backup", "dynamodb", "ec2", "rds", "s3"),
+                                    "kms:CallerAccount": ACCOUNT}}},
+    {"Sid": "AwsConfigReadsKeyMetadata", "Effect": "Allow", "Principal": {"AWS": "*"},
+     "Action": ["kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:ListResourceTags"],
+     "Resource": ["*"],
+     "Condition": {"ArnEquals": {"aws:PrincipalArn": slr("config.amazonaws.com/AWSServiceRoleForConfig")},
+                   "StringEquals": {"kms:CallerAccount": ACCOUNT}}},
+    {"Sid": "AccessAnalyzerReadsKeyMetadata", "Effect": "Allow", "Principal": {"AWS": "*"},
+     "Action": ["kms:DescribeKey", "kms:GetKeyPolicy", "kms:ListGrants", "kms:ListKeyPolicies"],
+     "Resource": ["*"],
+     "Condition": {"ArnEquals": {"aws:PrincipalArn": slr(
+         "access-analyzer.amazonaws.com/AWSServiceRoleForAccessAnalyzer")},
+                   "StringEquals": {"kms:CallerAccount": ACCOUNT}}},
     {"Sid": "CloudTrailEncryptLogFiles", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
      "Action": ["kms:GenerateDataKey*"], "Resource": ["*"],
      "Condition": {
@@ -45,9 +96,6 @@ PRODUCTION_PHI_POLICY: list[dict[str, Any]] = [
          "StringEquals": {"aws:SourceArn": TRAIL_ARN}}},
     {"Sid": "CloudTrailDescribeKey", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
      "Action": ["kms:DescribeKey"], "Resource": ["*"],
-     "Condition": {"StringEquals": {"aws:SourceArn": TRAIL_ARN}}},
-    {"Sid": "CloudTrailBucketKeyDecrypt", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
-     "Action": ["kms:Decrypt"], "Resource": ["*"],
      "Condition": {"StringEquals": {"aws:SourceArn": TRAIL_ARN}}},
 ]
 
@@ -94,24 +142,36 @@ def test_every_admin_keeps_put_key_policy_so_the_lockout_check_passes(
 
 
 def test_admins_get_no_crypto_and_no_way_to_grant_it() -> None:
-    admin = set(policies.action_names(policies.KEY_ADMIN_ACTIONS))
+    admin = set(policies.action_names(key_statements.KEY_ADMIN_ACTIONS))
     crypto = set(policies.action_names(policies.CRYPTO_ACTIONS))
     assert not admin & crypto
     assert "kms:CreateGrant" not in admin
     assert not [a for a in admin if "*" in a], "a wildcard could hide CreateGrant or crypto"
 
 
+#: The only statements allowed a wildcard principal, and the condition keys that must narrow it.
+WILDCARD_ALLOWS = {"AwsConfigReadsKeyMetadata": {"aws:PrincipalArn", "kms:CallerAccount"},
+                   "AccessAnalyzerReadsKeyMetadata": {"aws:PrincipalArn", "kms:CallerAccount"}}
+
+
 def test_no_account_root_or_anonymous_allow(template: dict[str, Any]) -> None:
-    """Only named principals: no IAM-policy delegation through root, no '*' allow."""
+    """Only named principals: no IAM-policy delegation through root; a wildcard only in a Deny, or
+    in the compliance readers' Allow narrowed to one service-linked role and this account."""
     for title in ("PhiKey", "AuditKey"):
         for statement in key_policy(template, title)["Statement"]:
             principal = statement["Principal"]
             assert principal != "*"
-            for arn in ([principal["AWS"]] if isinstance(principal.get("AWS"), str) else principal.get("AWS", [])):
-                assert ":role/" in arn and not arn.endswith(":root")
+            arns = [principal["AWS"]] if isinstance(principal.get("AWS"), str) else principal.get("AWS", [])
+            if arns == ["*"] and statement["Effect"] == "Allow":
+                keys = {k for block in statement["Condition"].values() for k in block}
+                assert keys == WILDCARD_ALLOWS[statement["Sid"]], statement["Sid"]
+                assert not set(statement["Action"]) & {"kms:Decrypt", "kms:Encrypt", "kms:CreateGrant", "kms:*"}
+                continue
+            for arn in arns:
+                assert arn == "*" or (":role/" in arn and not arn.endswith(":root"))
 
 
-def test_only_the_app_and_mfa_emergency_role_use_the_phi_key(template: dict[str, Any],
+def test_only_the_app_and_mfa_emergency_role_use_the_phi_key_directly(template: dict[str, Any],
                                                              cfg: EnvironmentConfig) -> None:
     """Every human/app principal with a crypto action on the PHI key is the app, or MFA-gated."""
     crypto = set(policies.action_names(policies.CRYPTO_ACTIONS))
@@ -122,11 +182,18 @@ def test_only_the_app_and_mfa_emergency_role_use_the_phi_key(template: dict[str,
         grants_crypto = any(fnmatch.fnmatchcase(c, a) for a in statement["Action"] for c in crypto)
         if not grants_crypto:
             continue
+        if statement["Effect"] == "Deny":
+            continue
         if aws == cfg.application_role_arn:
             assert "Condition" not in statement
-        else:
-            assert aws == cfg.emergency_access_role_arn
+        elif aws == cfg.emergency_access_role_arn:
             assert statement["Condition"] == {"Bool": {"aws:MultiFactorAuthPresent": "true"}}
+        else:
+            # Everyone else uses the key only inside requests an AWS service makes for them in this
+            # account, or (auditors) only to decrypt CloudTrail's log files through S3.
+            equals = statement["Condition"]["StringEquals"]
+            assert set(equals) == {"kms:ViaService", "kms:CallerAccount"}, statement["Sid"]
+            assert equals["kms:CallerAccount"] == {"Ref": "AWS::AccountId"}
 
 
 def test_dev_has_no_emergency_statement(templates: dict[str, dict[str, Any]]) -> None:

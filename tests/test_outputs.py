@@ -29,9 +29,10 @@ def test_environment_config_is_the_env_snippet(template: dict[str, Any], cfg: En
     assert text.splitlines() == [
         "AWS_KMS_KEY_ID=${KeyId}",
         "AWS_KMS_KEY_ARN=${KeyArn}",
-        f"AWS_KMS_KEY_ALIAS=alias/scrybe-phi-master-key-{cfg.environment}",
         "AWS_KMS_REGION=${AWS::Region}",
     ]
+    # Never the alias: an admin can retarget an alias, not a key ARN (D12).
+    assert "alias/" not in text and "ALIAS" not in text
     assert variables == {"KeyId": {"Ref": "PhiKey"}, "KeyArn": {"Fn::GetAtt": ["PhiKey", "Arn"]}}
 
 

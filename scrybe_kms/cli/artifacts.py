@@ -19,6 +19,7 @@ def artifacts(cfg: EnvironmentConfig) -> dict[str, str]:
     parsed = json.loads(template)
     return {
         f"{cfg.environment}.json": template,
-        f"{cfg.environment}.access.md": access_markdown(parsed, cfg),
+        # The text, not ``parsed``: the matrix records the SHA-256 of exactly what is written.
+        f"{cfg.environment}.access.md": access_markdown(template, cfg),
         f"{cfg.environment}.stack-policy.json": render_stack_policy(parsed),
     }

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from scrybe_kms import __version__
 from scrybe_kms.cli.artifacts import artifacts
 from scrybe_kms.cli.files import WriteError, write_all
 from scrybe_kms.config import ConfigError, EnvironmentConfig, load_stack, stack_config
@@ -71,6 +72,7 @@ def run_stack(settings: Mapping[str, Any], source: str, argv: Sequence[str] | No
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Scrybe PHI KMS templates.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="write out/<env>.json, .access.md and .stack-policy.json per environment")
     b.add_argument("--env", action="append", choices=ENVIRONMENTS,
@@ -98,8 +100,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _aws_command(args: argparse.Namespace) -> int:
-    # boto3 is imported only here: building templates never needs it.
-    from scrybe_kms.deploy import DeployError, DeployOptions, deploy, env_config
+    # boto3 and cfn-lint are imported only here: building templates never needs them.
+    try:
+        from scrybe_kms.deploy import DeployError, DeployOptions, deploy, env_config
+    except ModuleNotFoundError as exc:
+        return _error(f"'{args.command}' needs the deploy extra, which is not installed (missing module "
+                      f"{exc.name!r}): pip install 'scrybe-kms[deploy]'")
 
     opts = DeployOptions(
         environment=args.env, stacks_dir=args.stacks, stack_name=args.stack_name, env_file=args.env_file,

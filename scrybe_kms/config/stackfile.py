@@ -42,9 +42,9 @@ def load_stack(path: Path) -> EnvironmentConfig:
 def _failing_line(exc: BaseException, path: Path) -> str:
     """`` at line N`` of the stack file itself, from the traceback, when it is there."""
     tb = exc.__traceback__
-    found = ""
+    found, wanted = "", path.resolve()
     while tb is not None:
-        if tb.tb_frame.f_code.co_filename == str(path):
+        if Path(tb.tb_frame.f_code.co_filename).resolve() == wanted:
             found = f" at line {tb.tb_lineno}"
         tb = tb.tb_next
     return found

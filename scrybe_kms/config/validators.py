@@ -7,11 +7,12 @@ about each other; :mod:`scrybe_kms.config` runs them all and collects every fail
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from collections.abc import Callable, Iterable
 from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "region",
     "retention_days",
     "role_arn",
+    "role_arns",
     "sns_topic_arn",
     "unique",
 ]
@@ -99,6 +101,15 @@ def environment(field: str, value: Any) -> str:
     return checked
 
 
+def _botocore_data(name: str) -> bytes:
+    """A data file botocore ships, read without importing botocore (``find_spec`` only locates
+    the package): ``import scrybe_kms`` and a build then load no botocore code at all."""
+    spec = importlib.util.find_spec("botocore")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("botocore is required for its region data: pip install botocore")
+    return (Path(next(iter(spec.submodule_search_locations))) / "data" / name).read_bytes()
+
+
 @cache
 def _regions() -> dict[str, str]:
     """Region -> partition, from the endpoint data botocore ships (kept current by AWS, not by us).
@@ -106,7 +117,7 @@ def _regions() -> dict[str, str]:
     The packaged file is read directly: importing botocore's session and resolver costs about
     100 ms, most of a cold build, and a user's ``~/.aws/models`` override must not change what a
     build accepts. ``tests/test_config.py`` checks the result equals botocore's own resolver."""
-    data = json.loads((resources.files("botocore") / "data" / "endpoints.json").read_bytes())
+    data = json.loads(_botocore_data("endpoints.json"))
     found: dict[str, str] = {}
     for partition in data["partitions"]:
         if partition["partition"] not in PARTITIONS:
@@ -156,6 +167,20 @@ def sns_topic_arn(field: str, value: Any, region_name: str | None) -> str:
     if region_name is not None and match["region"] != region_name:
         raise ValueError(f"'{field}' must be a topic in aws_region {region_name!r}, because "
                          f"CloudWatch alarms only notify topics in their own region {_got(value)}")
+    return checked
+
+
+def role_arns(field: str, value: Any, *, allow_empty: bool = False) -> tuple[str, ...]:
+    """A list of distinct role ARNs. A bare string is refused: it is a sequence of characters,
+    and would render as ``"AWS": ["a", "r", "n", ...]``."""
+    what = "a list of IAM role ARNs" if allow_empty else "a non-empty list of IAM role ARNs"
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise ValueError(f"'{field}' must be {what}, not a single string {_got(value)}"
+                         if isinstance(value, str) else f"'{field}' must be {what} {_got(value)}")
+    if not value and not allow_empty:
+        raise ValueError(f"'{field}' must be {what} {_got(value)}")
+    checked = tuple(role_arn(f"{field}[{i}]", arn) for i, arn in enumerate(value))
+    unique(field, checked)
     return checked
 
 

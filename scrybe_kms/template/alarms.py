@@ -1,6 +1,6 @@
 """Alarms on dangerous key events, and the topic that carries them to people.
 
-Two channels report each event, and neither depends on the PHI key (pitfall 4):
+Two channels report each event, and neither depends on the PHI key (decision D5):
 
 1. CloudTrail -> log group -> metric filter -> alarm -> topic. The log group and topic are
    encrypted with the *audit* key. One filter uses CIS 4.7's exact pattern (Security Hub
@@ -57,9 +57,15 @@ class AlarmSpec:
     period: int = 60
 
 
-def _key_event(event_name: str) -> str:
+def _key_event(event_name: str, extra: str = "") -> str:
     return ('{ ($.eventSource = "kms.amazonaws.com") && ($.eventName = "' + event_name
-            + '") && ($.resources[0].ARN = "${KeyArn}") }')
+            + '") && ($.resources[0].ARN = "${KeyArn}")' + extra + ' }')
+
+
+#: A grant an AWS service creates for a resource it manages (RDS, EBS, DynamoDB ... attaching the
+#: key) is recorded under the caller with ``userIdentity.invokedBy`` set to the service; a grant
+#: someone created directly has no ``invokedBy`` (decision D20).
+DIRECT_GRANT = " && ($.userIdentity.invokedBy NOT EXISTS)"
 
 
 #: Access-denied calls on the key within one period that count as probing.
@@ -81,9 +87,10 @@ KEY_ALARMS: tuple[AlarmSpec, ...] = (
               "The PHI key policy was replaced. Admins keep PutKeyPolicy (KMS requires it), so this "
               "is how an admin could grant itself Decrypt: review the new policy now.",
               ("PutKeyPolicy",)),
-    AlarmSpec("PhiKeyGrantCreated", _key_event("CreateGrant"),
-              "A grant was created on the PHI key; grants give key use outside the key policy. "
-              "Only the MFA-gated emergency role can do this: find out why.",
+    AlarmSpec("PhiKeyGrantCreated", _key_event("CreateGrant", DIRECT_GRANT),
+              "A grant was created directly on the PHI key (not by an AWS service for a resource it "
+              "manages); grants give key use outside the key policy. Only the emergency role can do "
+              "this: find out why.",
               ("CreateGrant",)),
     AlarmSpec("PhiKeyRotationDisabled", _key_event("DisableKeyRotation"),
               "Automatic rotation of the PHI key was turned off (Security Hub KMS.4). Re-enable it.",
@@ -182,7 +189,7 @@ def key_event_alarms(template: Template, *, environment: str, key: KeyHandle,
 def key_event_rule(template: Template, *, environment: str, key: KeyHandle, topic: sns.Topic,
                    specs: Sequence[AlarmSpec] = KEY_ALARMS, title: str = "PhiKeyEventRule") -> events.Rule:
     """EventBridge channel: the same key events straight from CloudTrail to the topic."""
-    names = sorted({name for spec in specs for name in spec.event_names})
+    names = sorted({name for spec in specs for name in spec.event_names} - {"CreateGrant"})
     return template.add_resource(events.Rule(
         title,
         Name=naming.event_rule_name(environment, "key-events"),
@@ -193,8 +200,13 @@ def key_event_rule(template: Template, *, environment: str, key: KeyHandle, topi
             "detail-type": ["AWS API Call via CloudTrail"],
             "detail": {
                 "eventSource": ["kms.amazonaws.com"],
-                "eventName": names,
                 "resources": {"ARN": [key.arn]},
+                # CreateGrant only when made directly, never one an AWS service made for a
+                # resource it manages, as the PhiKeyGrantCreated filter (D20).
+                "$or": [
+                    {"eventName": names},
+                    {"eventName": ["CreateGrant"], "userIdentity": {"invokedBy": [{"exists": False}]}},
+                ],
             },
         },
         Targets=[events.Target(Id="AlarmTopic", Arn=Ref(topic))],

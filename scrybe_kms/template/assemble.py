@@ -11,8 +11,9 @@ from functools import partial
 from troposphere import Ref, Sub, Template
 
 from scrybe_kms.config import EnvironmentConfig, naming
-from scrybe_kms.template import alarms, bucket, key, outputs, policies, trail
+from scrybe_kms.template import alarms, bucket, key, key_users, outputs, trail
 from scrybe_kms.template.context import template_context
+from scrybe_kms.template.key_statements import EmergencyMfa
 
 __all__ = ["MAX_TEMPLATE_BODY", "TemplateTooLarge", "build_template", "render"]
 
@@ -55,9 +56,11 @@ def build_template(cfg: EnvironmentConfig) -> Template:
     ))
     _guards(t, cfg)
 
+    emergency_mfa: EmergencyMfa = "identity-provider" if cfg.emergency_access_mfa == "identity-provider" \
+        else "session"
     # Both keys share their administration, break-glass access and deletion window.
     new_key = partial(key.managed_key, t, environment=env, admin_role_arns=cfg.admin_role_arns,
-                      emergency_role_arn=cfg.emergency_access_role_arn,
+                      emergency_role_arn=cfg.emergency_access_role_arn, emergency_mfa=emergency_mfa,
                       deletion_window_days=cfg.deletion_window_days)
     phi = new_key(
         "PhiKey", purpose="phi-encryption",
@@ -65,7 +68,7 @@ def build_template(cfg: EnvironmentConfig) -> Template:
         why="Customer-managed key for all PHI Scrybe stores; the application role may only use it, "
             "admins may only manage it, the emergency role needs MFA.",
     )
-    phi.add_statement(policies.allow_key_use("ApplicationUsesKeyForCryptoOnly", [cfg.application_role_arn]))
+    key_users.add_key_users(phi, cfg)
     key.key_aliases(t, phi, cfg.aliases, title_prefix="PhiKeyAlias")
 
     audit = new_key(
@@ -75,6 +78,8 @@ def build_template(cfg: EnvironmentConfig) -> Template:
             "silence the alarm that reports it.",
     )
     key.key_aliases(t, audit, [naming.audit_alias(env)], title_prefix="AuditKeyAlias")
+    for handle in (phi, audit):
+        key_users.add_compliance_readers(handle, cfg)
 
     access_logs = bucket.access_log_bucket(
         t, environment=env, name=Sub(naming.access_log_bucket_name_sub(env)),
@@ -82,6 +87,8 @@ def build_template(cfg: EnvironmentConfig) -> Template:
     logs_bucket = bucket.audit_log_bucket(
         t, environment=env, name=Sub(naming.audit_bucket_name_sub(env)), key=phi,
         access_logs=access_logs, retention_days=cfg.audit_log_retention_days)
+    if cfg.audit_log_reader_role_arns:
+        logs_bucket.allow_readers("AuditorsReadAuditLogs", cfg.audit_log_reader_role_arns)
 
     log_group = trail.trail_log_group(t, environment=env, key=audit,
                                       retention_days=cfg.audit_log_retention_days)

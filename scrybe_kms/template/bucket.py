@@ -6,14 +6,15 @@ Both are private, owner-enforced, TLS-only, versioned and retained when the stac
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import awacs.s3 as s3_actions
-from awacs.aws import ArnLike, Deny, PolicyDocument, Principal, Statement, StringEquals
+from awacs.aws import Allow, ArnLike, AWSPrincipal, Deny, PolicyDocument, Principal, Statement, StringEquals
 from troposphere import GetAtt, Ref, Sub, Template, s3
 
-from scrybe_kms.template import policies
+from scrybe_kms.template import guards, policies
 from scrybe_kms.template.context import context
 from scrybe_kms.template.key import KeyHandle
 from scrybe_kms.template.tags import standard_tags
@@ -21,6 +22,9 @@ from scrybe_kms.template.tags import standard_tags
 __all__ = ["BucketHandle", "access_log_bucket", "audit_log_bucket"]
 
 ACCESS_LOG_PREFIX = "audit-logs-bucket/"
+#: What an auditor needs to read the logs: list the bucket and its versions, read any version.
+READ_ACTIONS = (s3_actions.ListBucket, s3_actions.ListBucketVersions, s3_actions.GetObject,
+                s3_actions.GetObjectVersion)
 
 
 @dataclass(frozen=True)
@@ -41,10 +45,17 @@ class BucketHandle:
 
     def objects(self, prefix: str = "") -> Sub:
         """ARN pattern for objects under ``prefix`` (which may use ``${AWS::...}`` variables)."""
-        return Sub("${BucketArn}/" + prefix + "*", BucketArn=self.arn)
+        return Sub("${" + self.resource.title + ".Arn}/" + prefix + "*")
 
     def add_statement(self, *statements: Statement) -> None:
         policies.append_statements(self.policy, self.resource.title, statements)
+
+    def allow_readers(self, sid: str, role_arns: Sequence[str]) -> None:
+        """List the bucket and read every object version; nothing else (auditors, decision D16)."""
+        [roles] = guards.checked(f"{self.resource.title}.allow_readers", (guards.ROLES, "role_arns", role_arns))
+        self.add_statement(policies.statement(
+            Allow, sid, AWSPrincipal(list(roles) if len(roles) > 1 else roles[0]), READ_ACTIONS,
+            [self.arn, self.objects()], None))
 
 
 def _private_bucket(title: str, name: Any, environment: str, encryption: s3.BucketEncryption,
@@ -134,7 +145,9 @@ def audit_log_bucket(template: Template, *, environment: str, name: Any, key: Ke
             s3.ServerSideEncryptionRule(
                 ServerSideEncryptionByDefault=s3.ServerSideEncryptionByDefault(
                     SSEAlgorithm="aws:kms", KMSMasterKeyID=key.arn),
-                BucketKeyEnabled=True,
+                # No S3 Bucket Key: with one, the encryption context is the bucket ARN, and the
+                # auditors' Decrypt condition on CloudTrail's context could never match (D16).
+                BucketKeyEnabled=False,
             )
         ]),
         s3.LifecycleConfiguration(Rules=[_retention_rule(

@@ -10,12 +10,15 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from awacs.aws import PolicyDocument, Statement
 from troposphere import GetAtt, Ref, Template, kms
 
-from scrybe_kms.template import policies
+from scrybe_kms.config import ConfigError, Environment, validators
+from scrybe_kms.template import guards, key_statements, policies
 from scrybe_kms.template.context import context
+from scrybe_kms.template.key_statements import EmergencyMfa
 from scrybe_kms.template.tags import standard_tags
 
 __all__ = ["KeyHandle", "key_aliases", "managed_key"]
@@ -36,10 +39,6 @@ class KeyHandle:
     def key_id(self) -> Ref:
         return Ref(self.resource)
 
-    @property
-    def statements(self) -> list[Statement]:
-        return self.policy.Statement  # type: ignore[no-any-return]
-
     def add_statement(self, *statements: Statement) -> None:
         policies.append_statements(self.policy, self.resource.title, statements)
 
@@ -48,10 +47,11 @@ def managed_key(
     template: Template,
     title: str,
     *,
-    environment: str,
+    environment: Environment,
     description: str,
     admin_role_arns: Sequence[str],
     emergency_role_arn: str | None = None,
+    emergency_mfa: EmergencyMfa = "session",
     deletion_window_days: int = 30,
     purpose: str,
     why: str,
@@ -64,9 +64,18 @@ def managed_key(
     PHI" would then depend on every IAM policy in the account. KMS's lockout check is met because
     the deploying admin role keeps ``kms:PutKeyPolicy``.
     """
-    statements = [policies.allow_key_administration("KeyAdministratorsManageButNeverUse", admin_role_arns)]
+    title, environment, admin_role_arns, emergency_role_arn, deletion_window_days = guards.checked(
+        f"managed_key({title!r})",
+        (guards.title, "title", title),
+        (guards.ENVIRONMENT, "environment", environment),
+        (guards.ROLES, "admin_role_arns", admin_role_arns),
+        (guards.optional(guards.ROLE), "emergency_role_arn", emergency_role_arn),
+        (guards.DELETION_WINDOW, "deletion_window_days", deletion_window_days),
+    )
+    statements = [key_statements.allow_key_administration("KeyAdministratorsManageButNeverUse", admin_role_arns),
+                  key_statements.deny_lockout_bypass()]
     if emergency_role_arn:
-        statements.append(policies.allow_emergency_access("EmergencyAccessOnlyWithMfa", emergency_role_arn))
+        statements.append(key_statements.allow_emergency_access(emergency_role_arn, emergency_mfa))
     policy = policies.policy_document(statements, policy_id=f"{title}Policy")
     key = template.add_resource(
         kms.Key(
@@ -92,6 +101,14 @@ def managed_key(
     return KeyHandle(key, policy)
 
 
+def _alias_list(field: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or not value:
+        raise ValueError(f"'{field}' must be a non-empty list of KMS alias names (got {value!r})")
+    names = tuple(guards.ALIAS(f"{field}[{i}]", alias) for i, alias in enumerate(value))
+    validators.unique(field, names)
+    return names
+
+
 def _alias_title(prefix: str, alias: str) -> str:
     words = re.split(r"[^A-Za-z0-9]+", alias.removeprefix("alias/"))
     return prefix + "".join(w[:1].upper() + w[1:] for w in words if w)
@@ -99,7 +116,14 @@ def _alias_title(prefix: str, alias: str) -> str:
 
 def key_aliases(template: Template, key: KeyHandle, aliases: Sequence[str],
                 *, title_prefix: str = "Alias") -> list[kms.Alias]:
-    """One ``AWS::KMS::Alias`` per name; logical IDs come from the name, so order does not matter."""
+    """One ``AWS::KMS::Alias`` per name; logical IDs come from the name, so order does not matter.
+    Two names that differ only in punctuation would get one logical ID: refused, like a bare string."""
+    [aliases] = guards.checked("key_aliases", (_alias_list, "aliases", aliases))
+    titles = [_alias_title(title_prefix, alias) for alias in aliases]
+    clash = next((a for a, t in zip(aliases, titles, strict=True) if titles.count(t) > 1), None)
+    if clash is not None:
+        raise ConfigError([f"'aliases' must differ in more than punctuation: they share the logical ID "
+                           f"{_alias_title(title_prefix, clash)!r} (got {list(aliases)!r})"], "key_aliases")
     created = []
     for alias in aliases:
         created.append(template.add_resource(kms.Alias(

@@ -36,15 +36,13 @@ OUTPUTS = {
     "EnvironmentConfig": "environment_config",
 }
 
-ENV_FILE_KEYS = ("AWS_KMS_KEY_ID", "AWS_KMS_KEY_ARN", "AWS_KMS_KEY_ALIAS", "AWS_KMS_REGION")
-
 
 def add_outputs(template: Template, *, environment: str, key: KeyHandle, alias: str,
                 trail: Any, bucket: Any) -> None:
     """Add the six outputs, each exported as ``scrybe-kms-<env>-<Output>``."""
     env_config = Sub(
-        "AWS_KMS_KEY_ID=${KeyId}\nAWS_KMS_KEY_ARN=${KeyArn}\nAWS_KMS_KEY_ALIAS=" + alias
-        + "\nAWS_KMS_REGION=${AWS::Region}\n",
+        # No AWS_KMS_KEY_ALIAS: an alias can be retargeted by an admin; the key ARN cannot (D12).
+        "AWS_KMS_KEY_ID=${KeyId}\nAWS_KMS_KEY_ARN=${KeyArn}\nAWS_KMS_REGION=${AWS::Region}\n",
         KeyId=key.key_id, KeyArn=key.arn,
     )
     values: dict[str, tuple[Any, str]] = {

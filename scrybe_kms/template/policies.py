@@ -16,7 +16,6 @@ import awacs.sns as sns
 from awacs.aws import (
     Action,
     Allow,
-    AWSPrincipal,
     Bool,
     Condition,
     ConditionElement,
@@ -26,63 +25,22 @@ from awacs.aws import (
     Statement,
 )
 
+from scrybe_kms.template import condition_keys as keys
+
 __all__ = [
-    "APPLICATION_CRYPTO_ACTIONS",
-    "CLOUDTRAIL_BUCKET_KEY_ACTIONS",
     "CLOUDTRAIL_DESCRIBE_ACTIONS",
     "CLOUDTRAIL_ENCRYPT_ACTIONS",
     "CRYPTO_ACTIONS",
-    "KEY_ADMIN_ACTIONS",
     "LOG_GROUP_KEY_ACTIONS",
     "TOPIC_PUBLISHER_KEY_ACTIONS",
     "action_names",
-    "allow_emergency_access",
-    "allow_key_administration",
-    "allow_key_use",
     "allow_service",
     "append_statements",
     "conditions",
     "deny_insecure_transport",
     "policy_document",
+    "statement",
 ]
-
-#: What the application role may do, exactly as the original: use the key, never manage it.
-APPLICATION_CRYPTO_ACTIONS: tuple[Action, ...] = (
-    kms.Encrypt,
-    kms.Decrypt,
-    kms.Action("ReEncrypt*"),
-    kms.Action("GenerateDataKey*"),
-    kms.DescribeKey,
-)
-
-#: Key management, spelled out. No wildcard: ``kms:Create*`` would include ``CreateGrant`` and
-#: ``kms:Put*``/``kms:*`` more, either of which lets an admin give itself Decrypt (pitfall 3).
-#: ``PutKeyPolicy`` stays: KMS's lockout safety check requires the deployer to keep it. That
-#: residual risk is named in the README and alarmed on.
-KEY_ADMIN_ACTIONS: tuple[Action, ...] = (
-    kms.CancelKeyDeletion,
-    kms.CreateAlias,
-    kms.DeleteAlias,
-    kms.DescribeKey,
-    kms.DisableKey,
-    kms.DisableKeyRotation,
-    kms.EnableKey,
-    kms.EnableKeyRotation,
-    kms.GetKeyPolicy,
-    kms.GetKeyRotationStatus,
-    kms.ListGrants,
-    kms.ListKeyPolicies,
-    kms.ListKeyRotations,
-    kms.ListResourceTags,
-    kms.PutKeyPolicy,
-    kms.RevokeGrant,
-    kms.RotateKeyOnDemand,
-    kms.ScheduleKeyDeletion,
-    kms.TagResource,
-    kms.UntagResource,
-    kms.UpdateAlias,
-    kms.UpdateKeyDescription,
-)
 
 #: Every KMS operation that reads or produces protected data (or hands that power on).
 CRYPTO_ACTIONS: tuple[Action, ...] = (
@@ -105,8 +63,6 @@ CRYPTO_ACTIONS: tuple[Action, ...] = (
 CLOUDTRAIL_ENCRYPT_ACTIONS: tuple[Action, ...] = (kms.Action("GenerateDataKey*"),)
 #: CloudTrail checking the key when a trail is created or updated.
 CLOUDTRAIL_DESCRIBE_ACTIONS: tuple[Action, ...] = (kms.DescribeKey,)
-#: With an S3 Bucket Key on the log bucket, CloudTrail also needs Decrypt to create/update the trail.
-CLOUDTRAIL_BUCKET_KEY_ACTIONS: tuple[Action, ...] = (kms.Decrypt,)
 #: CloudWatch Logs encrypting a log group (CloudWatch Logs guide, "Encrypt log data using AWS KMS").
 LOG_GROUP_KEY_ACTIONS: tuple[Action, ...] = (
     kms.Action("Encrypt*"),
@@ -147,7 +103,7 @@ def conditions(*elements: ConditionElement) -> Condition:
     return Condition([operator(values) for operator, values in merged.items()])
 
 
-def _statement(effect: Any, sid: str, principal: Principal | str, actions: Sequence[Action],
+def statement(effect: Any, sid: str, principal: Principal | str, actions: Sequence[Action],
                resources: Sequence[Any], condition: Condition | None) -> Statement:
     kwargs: dict[str, Any] = {
         "Sid": sid,
@@ -161,42 +117,17 @@ def _statement(effect: Any, sid: str, principal: Principal | str, actions: Seque
     return Statement(**kwargs)
 
 
-def _roles(arns: Sequence[str]) -> AWSPrincipal:
-    return AWSPrincipal(arns[0] if len(arns) == 1 else list(arns))
-
-
-def allow_key_use(sid: str, role_arns: Sequence[str]) -> Statement:
-    """The application's grant: cryptographic use of the key and nothing else."""
-    return _statement(Allow, sid, _roles(role_arns), APPLICATION_CRYPTO_ACTIONS, ["*"], None)
-
-
-def allow_key_administration(sid: str, role_arns: Sequence[str]) -> Statement:
-    """Administrators manage the key's life and policy but can neither use it nor grant use."""
-    return _statement(Allow, sid, _roles(role_arns), KEY_ADMIN_ACTIONS, ["*"], None)
-
-
-def allow_emergency_access(sid: str, role_arn: str) -> Statement:
-    """Break glass: everything, but only for a session that signed in with MFA.
-
-    ``Bool`` (not ``BoolIfExists``) in an Allow: long-term credentials carry no MFA key at all,
-    and must not match.
-    """
-    return _statement(Allow, sid, _roles([role_arn]), [kms.Action("*")], ["*"],
-                      conditions(Bool("aws:MultiFactorAuthPresent", "true")))
-
-
 def allow_service(sid: str, service: Any, actions: Sequence[Action],
                   resources: Sequence[Any] = ("*",), *condition: ConditionElement) -> Statement:
     """An AWS service principal, scoped by the conditions AWS documents for it."""
-    return _statement(Allow, sid, Principal("Service", service), actions, resources,
+    return statement(Allow, sid, Principal("Service", service), actions, resources,
                       conditions(*condition) if condition else None)
 
 
 def deny_insecure_transport(resources: Sequence[Any], actions: Sequence[Action] = (S3_ALL,),
                             sid: str = "DenyInsecureTransport") -> Statement:
     """Refuse every request not made over TLS (Security Hub S3.5)."""
-    return _statement(Deny, sid, "*", actions, resources,
-                      conditions(Bool("aws:SecureTransport", "false")))
+    return statement(Deny, sid, "*", actions, resources, conditions(Bool(keys.SECURE_TRANSPORT, "false")))
 
 
 def append_statements(document: PolicyDocument, owner: str, statements: Iterable[Statement]) -> None:

@@ -4,7 +4,7 @@ The trail adds its own statements to the PHI key policy and the log bucket polic
 with ``aws:SourceArn`` to this trail's ARN (built from its fixed name, so no cycle forms), and
 delivers a copy to a CloudWatch Logs group for the metric filters. That log group is encrypted
 with the *audit* key, not the PHI key: disabling the PHI key must not blind the alarms that
-report it (pitfall 4).
+report it (decision D5).
 """
 
 from __future__ import annotations
@@ -103,11 +103,6 @@ def audit_trail(template: Template, *, environment: str, key: KeyHandle, bucket:
             "CloudTrailDescribeKey", "cloudtrail.amazonaws.com", policies.CLOUDTRAIL_DESCRIBE_ACTIONS,
             ["*"], StringEquals("aws:SourceArn", trail_arn),
         ),
-        # The log bucket uses an S3 Bucket Key; CloudTrail then needs Decrypt to create/update the trail.
-        policies.allow_service(
-            "CloudTrailBucketKeyDecrypt", "cloudtrail.amazonaws.com", policies.CLOUDTRAIL_BUCKET_KEY_ACTIONS,
-            ["*"], StringEquals("aws:SourceArn", trail_arn),
-        ),
     )
     bucket.add_statement(
         policies.allow_service(
@@ -137,7 +132,7 @@ def audit_trail(template: Template, *, environment: str, key: KeyHandle, bucket:
         Tags=standard_tags(environment),
         Metadata=context("Records every use and management of the key, in every region (HIPAA audit).",
                          must=["kms.amazonaws.com is never excluded", "log file validation stays on"]),
-        # Bucket policy first, or creation races it and fails (pitfall 1). The key policy is
+        # Bucket policy first, or creation races it and fails (decision D3). The key policy is
         # part of the key, which KMSKeyId already waits for.
         DependsOn=[bucket.policy_resource.title],
     ))

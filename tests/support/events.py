@@ -43,6 +43,30 @@ def kms_event(event_name: str, key_arn: str = KEY_ARN, *, role_arn: str = ADMIN_
     return event
 
 
+def service_grant_event(key_arn: str = KEY_ARN, service: str = "rds.amazonaws.com") -> dict[str, Any]:
+    """CreateGrant made by an AWS service for a resource it manages, in the shape AWS documents
+    (DynamoDB developer guide, "Using customer managed keys"): the caller's identity with
+    ``invokedBy`` set to the service, the service as grantee and retiring principal."""
+    event = kms_event("CreateGrant", key_arn)
+    event["userIdentity"]["invokedBy"] = service
+    event["sourceIPAddress"] = service
+    event["userAgent"] = service
+    regional = service.replace(".amazonaws.com", f".{REGION}.amazonaws.com")
+    event["requestParameters"] = {
+        "keyId": key_arn, "granteePrincipal": regional, "retiringPrincipal": regional,
+        "operations": ["Decrypt", "Encrypt", "GenerateDataKey", "ReEncryptFrom", "ReEncryptTo", "DescribeKey",
+                       "RetireGrant"]}
+    return event
+
+
+def direct_grant_event(key_arn: str = KEY_ARN, *, role_arn: str = ADMIN_ROLE) -> dict[str, Any]:
+    """CreateGrant called directly (KMS developer guide, "CreateGrant" CloudTrail example)."""
+    event = kms_event("CreateGrant", key_arn, role_arn=role_arn)
+    event["requestParameters"] = {"keyId": key_arn, "granteePrincipal": role_arn,
+                                  "operations": ["Decrypt", "RetireGrant"]}
+    return event
+
+
 def assume_role_event(role_arn: str, *, caller_arn: str = ADMIN_ROLE) -> dict[str, Any]:
     event = kms_event("AssumeRole", role_arn=caller_arn, source="sts.amazonaws.com")
     event["requestParameters"] = {"roleArn": role_arn, "roleSessionName": "incident-42"}

@@ -1,0 +1,255 @@
+"""Evaluate one request against one KMS key policy, the way AWS documents it. Pure, stdlib only.
+
+Why our own: principalmapper (unmaintained) answered "no match" for ``Principal: {"AWS": "*"}``
+(a false deny) and ignored ``StringNotLike`` on a missing key (a false allow). This module supports
+a small, exact subset of the policy language and raises :class:`UnsupportedPolicy` (a
+``ValueError``) on anything else, so an unknown shape can never silently allow or deny.
+
+The model is a key policy that does not delegate to the account: no IAM policy can grant access
+(https://docs.aws.amazon.com/kms/latest/developerguide/key-policies.html), so the key policy alone
+decides: an applicable Deny wins, else an applicable Allow, else the implicit deny
+(https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic_AccessPolicyLanguage_Interplay.html).
+If a policy does name an account (``arn:...:iam::<id>:root`` or ``<id>``), that delegates to the
+account's IAM policies (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_principal.html):
+an Allow then matches the account's roles only when ``iam_allows`` says their IAM policies allow the
+request; a Deny naming the account matches all of them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Literal
+
+__all__ = ["Decision", "Request", "UnsupportedPolicy", "evaluate"]
+
+OPERATORS_URL = "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html"
+
+
+class UnsupportedPolicy(ValueError):
+    """A policy element or operator this evaluator does not model: refuse rather than guess."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """One caller, one action, one resource. ``principal_arn`` is an IAM role (or other IAM
+    principal) ARN, ``service`` a service principal name such as ``cloudtrail.amazonaws.com``;
+    both ``None`` is an anonymous caller. ``context`` is the request context: keys as AWS
+    names them (matched case-insensitively), values a string or, for multivalued keys, a list."""
+
+    principal_arn: str | None
+    service: str | None
+    action: str
+    resource: str
+    context: Mapping[str, str | list[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer, and which statements (Sid, or ``#<index>``) produced it."""
+
+    allowed: bool
+    reason: Literal["explicit deny", "allow", "implicit deny"]
+    statements: tuple[str, ...] = ()
+
+
+@lru_cache(maxsize=1024)
+def _pattern(glob: str, ignore_case: bool) -> re.Pattern[str]:
+    body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in glob)
+    return re.compile(body, re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+
+
+def _like(value: str, glob: str, ignore_case: bool = False) -> bool:
+    """``*`` any run of characters, ``?`` one character (Action, Resource, StringLike)."""
+    return _pattern(glob, ignore_case).fullmatch(value) is not None
+
+
+def _arn_like(value: str, pattern: str) -> bool:
+    """ArnEquals/ArnLike: case-sensitive, each of the six colon-separated parts matched on its own
+    with ``*``/``?``; the last part (the resource) may itself hold colons. See OPERATORS_URL#Conditions_ARN."""
+    got, want = value.split(":", 5), pattern.split(":", 5)
+    return len(got) == len(want) == 6 and all(_like(g, w) for g, w in zip(got, want, strict=True))
+
+
+def _numeric_equals(value: str, wanted: str) -> bool:
+    if not re.fullmatch(r"-?\d+(\.\d+)?", wanted):
+        raise UnsupportedPolicy(f"NumericEquals needs a number, got {wanted!r}")
+    return bool(re.fullmatch(r"-?\d+(\.\d+)?", value)) and float(value) == float(wanted)
+
+
+#: Base operator -> (request value, policy value) -> match. ArnEquals behaves as ArnLike (both take
+#: wildcards); Bool compares "true"/"false" without regard to case.
+_MATCH: dict[str, Callable[[str, str], bool]] = {
+    "StringEquals": str.__eq__,
+    "StringNotEquals": str.__eq__,
+    "StringEqualsIgnoreCase": lambda v, p: v.lower() == p.lower(),
+    "StringLike": _like,
+    "StringNotLike": _like,
+    "ArnEquals": _arn_like,
+    "ArnLike": _arn_like,
+    "ArnNotEquals": _arn_like,
+    "ArnNotLike": _arn_like,
+    "Bool": lambda v, p: v.lower() == p.lower(),
+    "NumericEquals": _numeric_equals,
+}
+#: Negated operators: true when no policy value matches (NOR), and true when the key is missing.
+_NEGATED = frozenset({"StringNotEquals", "StringNotLike", "ArnNotEquals", "ArnNotLike"})
+_SET_BASES = frozenset({"StringEquals", "StringLike"})
+
+
+def _strings(raw: Any, where: str) -> list[str]:
+    """A value or list of values as strings (JSON true/false/numbers as AWS reads them)."""
+    out = [("true" if v else "false") if isinstance(v, bool) else str(v) if isinstance(v, int | float) else v
+           for v in (raw if isinstance(raw, list) else [raw])]
+    if not out or not all(isinstance(v, str) for v in out):
+        raise UnsupportedPolicy(f"{where}: expected a string or a list of strings, got {raw!r}")
+    if any("${" in v for v in out):
+        raise UnsupportedPolicy(f"{where}: policy variables are not supported ({raw!r})")
+    return out
+
+
+def _condition(operator: str, key: str, wanted: list[str], context: Mapping[str, list[str]]) -> bool:
+    """One operator on one key. Missing keys follow OPERATORS_URL ("Important" box): positive
+    operators are false, negated ones true, ``...IfExists`` true, ``Null`` tests presence;
+    ForAllValues is true and ForAnyValue false on a missing or empty key
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-single-vs-multi-valued-context-keys.html)."""
+    qualifier, _, base = operator.rpartition(":")
+    if qualifier not in ("", "ForAnyValue", "ForAllValues"):
+        raise UnsupportedPolicy(f"unknown condition operator {operator!r}")
+    if_exists = base.endswith("IfExists") and base != "IfExists"
+    base = base.removesuffix("IfExists") if if_exists else base
+    if (base not in _MATCH and base != "Null") or (base == "Null" and if_exists):
+        raise UnsupportedPolicy(f"unknown condition operator {operator!r}")
+    if qualifier and (base not in _SET_BASES or if_exists):
+        raise UnsupportedPolicy(f"{operator!r}: set operators are supported on StringEquals/StringLike only")
+    for number in wanted if base == "NumericEquals" else ():  # checked even when the key is missing
+        _numeric_equals("0", number)
+    values = context.get(key.lower(), [])
+    if base == "Null":  # "true": the key must be absent; "false": present. Several values: OR.
+        if any(w.lower() not in ("true", "false") for w in wanted):
+            raise UnsupportedPolicy(f"Null takes 'true' or 'false', got {wanted!r}")
+        return any((w.lower() == "true") == (not values) for w in wanted)
+    if not values:
+        if qualifier:
+            return qualifier == "ForAllValues"
+        return if_exists or base in _NEGATED
+    match = _MATCH[base]
+    hits = [any(match(v, w) for w in wanted) for v in values]
+    if qualifier == "ForAnyValue":
+        return any(hits)
+    if qualifier == "ForAllValues":
+        return all(hits)
+    if len(values) != 1:
+        raise UnsupportedPolicy(f"{key!r} has several values: {operator!r} needs ForAnyValue:/ForAllValues:")
+    return not hits[0] if base in _NEGATED else hits[0]
+
+
+def _conditions(block: Any, context: Mapping[str, list[str]]) -> bool:
+    """Operators AND, keys under one operator AND, values for one key OR (NOR when negated):
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-logic-multiple-context-keys-or-values.html.
+    Every entry is evaluated, so an unsupported operator raises even behind a false one."""
+    results = [_condition(op, key, _strings(raw, f"{op}/{key}"), context)
+               for op, keys in _mapping(block, "Condition").items() for key, raw in _mapping(keys, op).items()]
+    return all(results)
+
+
+def _mapping(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise UnsupportedPolicy(f"{where}: expected an object, got {value!r}")
+    return value
+
+
+def _account(value: str) -> str | None:
+    """The account a principal value names: ``123456789012`` or ``arn:<p>:iam::123456789012:root``."""
+    found = re.fullmatch(r"(\d{12})|arn:[^:]+:iam::(\d{12}):root", value)
+    return (found.group(1) or found.group(2)) if found else None
+
+
+def _principal(element: Any, request: Request, callers: list[str], deny: bool, iam_allows: bool) -> bool:
+    """``"*"`` and ``{"AWS": "*"}`` are the same and match everyone: roles, service principals and
+    anonymous callers (Principal page, "All principals"; AWS's own resource control policy examples
+    pair ``"Principal": "*"`` with ``aws:PrincipalIsAWSService`` to exempt services, so "*" covers
+    them). A role matches its ARN exactly; a service its name."""
+    if element == "*":
+        return True
+    for kind, raw in _mapping(element, "Principal").items():
+        values = _strings(raw, f"Principal/{kind}")
+        if kind == "Service":
+            if request.service is not None and request.service in values:
+                return True
+        elif kind == "AWS":
+            for value in values:
+                account = _account(value)
+                if value == "*" or value in callers or (account and any(
+                        _account(c) == account  # the account's root user itself
+                        or ((deny or iam_allows) and c.split(":")[4:5] == [account]) for c in callers)):
+                    return True
+        else:
+            raise UnsupportedPolicy(f"Principal type {kind!r} is not supported")
+    return False
+
+
+def _element(statement: Mapping[str, Any], name: str, value: str, match: Callable[[str, str], bool]) -> bool:
+    """Action/NotAction or Resource/NotResource: exactly one of the pair, any pattern matching."""
+    positive, negative = statement.get(name), statement.get(f"Not{name}")
+    if (positive is None) == (negative is None):
+        raise UnsupportedPolicy(f"a statement needs exactly one of {name} and Not{name}")
+    hit = any(p == "*" or match(value, p) for p in _strings(positive if positive is not None else negative, name))
+    return hit if positive is not None else not hit
+
+
+_KNOWN = frozenset({"Sid", "Effect", "Principal", "Action", "NotAction", "Resource", "NotResource", "Condition"})
+
+
+def evaluate(policy: Mapping[str, Any], request: Request, *, iam_allows: bool = False) -> Decision:
+    """Decide ``request`` against the key policy ``policy`` (intrinsic functions already resolved).
+
+    Actions match case-insensitively with ``*``/``?``
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_action.html);
+    resources like ArnLike, ``"*"`` matching all
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_resource.html).
+    Context key names are case-insensitive, values as the operator says
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition.html).
+    A role's ARN stands in for ``aws:PrincipalArn`` when the context has none, as AWS reports the
+    role ARN for role sessions (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html).
+    ``iam_allows``: whether the caller's own IAM policies allow the request; consulted only for
+    Allow statements that name the caller's account.
+    """
+    if request.principal_arn is not None and request.service is not None:
+        raise ValueError("a request comes from an IAM principal or a service principal, not both")
+    context = {k.lower(): ([v] if isinstance(v, str) else list(v)) for k, v in request.context.items()}
+    if request.principal_arn is not None:
+        context.setdefault("aws:principalarn", [request.principal_arn])
+    callers = context.get("aws:principalarn", []) if request.service is None else []
+    statements = policy.get("Statement")
+    statements = [statements] if isinstance(statements, Mapping) else statements
+    if not isinstance(statements, list) or not statements:
+        raise UnsupportedPolicy("the policy has no Statement list")
+    denies: list[str] = []
+    allows: list[str] = []
+    for index, raw in enumerate(statements):
+        statement = _mapping(raw, f"Statement[{index}]")
+        if "NotPrincipal" in statement:
+            raise UnsupportedPolicy("NotPrincipal is not supported")
+        if unknown := set(statement) - _KNOWN:
+            raise UnsupportedPolicy(f"unknown statement elements {sorted(unknown)}")
+        effect = statement.get("Effect")
+        if effect not in ("Allow", "Deny"):
+            raise UnsupportedPolicy(f"Effect must be Allow or Deny, got {effect!r}")
+        if "Principal" not in statement:
+            raise UnsupportedPolicy("a key policy statement needs a Principal")
+        checks = [
+            _principal(statement["Principal"], request, callers, effect == "Deny", iam_allows),
+            _element(statement, "Action", request.action, lambda v, p: _like(v, p, ignore_case=True)),
+            _element(statement, "Resource", request.resource, _arn_like),
+            _conditions(statement.get("Condition", {}), context),
+        ]
+        if all(checks):
+            (denies if effect == "Deny" else allows).append(str(statement.get("Sid", f"#{index}")))
+    if denies:
+        return Decision(False, "explicit deny", tuple(denies))
+    if allows:
+        return Decision(True, "allow", tuple(allows))
+    return Decision(False, "implicit deny")
