@@ -7,7 +7,7 @@ import pytest
 
 from scrybe_kms.config import EnvironmentConfig, load_stack
 from scrybe_kms.config.validators import ENVIRONMENTS
-from scrybe_kms.template import render
+from scrybe_kms.template import render, render_alarms
 from tests.helpers import STACKS
 
 
@@ -27,6 +27,17 @@ def templates(rendered: dict[str, str]) -> dict[str, dict[str, Any]]:
     return {env: json.loads(text) for env, text in rendered.items()}
 
 
+@pytest.fixture(scope="session")
+def alarm_rendered(configs: dict[str, EnvironmentConfig]) -> dict[str, str]:
+    """Every environment's alarm stack, rendered once."""
+    return {env: render_alarms(cfg) for env, cfg in configs.items()}
+
+
+@pytest.fixture(scope="session")
+def alarm_templates(alarm_rendered: dict[str, str]) -> dict[str, dict[str, Any]]:
+    return {env: json.loads(text) for env, text in alarm_rendered.items()}
+
+
 @pytest.fixture(params=ENVIRONMENTS)
 def env(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -35,6 +46,11 @@ def env(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def template(env: str, templates: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return templates[env]
+
+
+@pytest.fixture
+def alarm_template(env: str, alarm_templates: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return alarm_templates[env]
 
 
 @pytest.fixture

@@ -82,10 +82,9 @@ EXPECTED: dict[str, dict[str, frozenset[str]]] = {
         # DescribeKey requests never carry: Logs gets crypto only.
         "CloudWatch Logs, this log group": CRYPTO,
         "CloudWatch Logs, another log group": NONE,
-        "CloudWatch alarms (topic publish)": frozenset({"kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext",
-                                                        "kms:Decrypt"}),
-        "EventBridge (topic publish)": frozenset({"kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext",
-                                                  "kms:Decrypt"}),
+        # The alarm topics use no key (D26): nothing publishes through the audit key.
+        "CloudWatch alarms (topic publish)": NONE,
+        "EventBridge (topic publish)": NONE,
     },
 }
 
@@ -210,16 +209,19 @@ def test_this_trail_and_log_group_come_from_the_rendered_template(template: dict
     assert not any(evaluate(renamed, cfg, "AuditKey")["CloudWatch Logs, this log group"].values())
 
 
-def test_matrix_records_the_template_hash_and_explains_itself(rendered: dict[str, str],
-                                                              configs: dict[str, EnvironmentConfig]) -> None:
-    text = access_markdown(rendered["production"], configs["production"])
+def test_matrix_records_the_template_hash_and_explains_itself(
+        rendered: dict[str, str], alarm_rendered: dict[str, str], configs: dict[str, EnvironmentConfig]) -> None:
+    text = access_markdown(rendered["production"], configs["production"], alarm_template=alarm_rendered["production"])
     assert f"SHA-256 `{hashlib.sha256(rendered['production'].encode()).hexdigest()}`" in text
     assert "| MFA only | allowed only when the session has MFA" in text
     assert all(f"| {a.removeprefix('kms:')} | " in text for a in ACTIONS)
     notes = text.split("## Notes")[1].split("Principals:")[0]
-    for phrase in ("lockout safety check", "scrybe-phi-production-PhiKeyPolicyChanged", "no condition"):
+    for phrase in ("lockout safety check", "scrybe-phi-production-PhiKeyPolicyChanged",
+                   "scrybe-phi-production-EmergencyRoleUsed", "through a service: allow; directly: deny",
+                   "Decrypt of CloudTrail log files through S3 only", "metadata only", "UpdateAlias"):
         assert phrase in notes, phrase
     trail_decrypts = evaluate(json.loads(rendered["production"]), configs["production"])["CloudTrail, this trail"]
     assert ("S3 Bucket Key" in notes) is trail_decrypts["kms:Decrypt"]
     assert text == access_markdown(json.loads(rendered["production"]), configs["production"],
-                                   template_sha256=hashlib.sha256(rendered["production"].encode()).hexdigest())
+                                   template_sha256=hashlib.sha256(rendered["production"].encode()).hexdigest(),
+                                   alarm_template=json.loads(alarm_rendered["production"]))

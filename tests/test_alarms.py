@@ -1,5 +1,5 @@
-"""Metric filters, alarms, the EventBridge channel and the topic; and that the path from a
-DisableKey event to a person never depends on the PHI key (decision D5)."""
+"""The alarm stack: alarms on every metric filter, the topics, the EventBridge rule with its
+dead-letter queue, the health alarms; and that both channels report the same events."""
 
 from __future__ import annotations
 
@@ -7,151 +7,184 @@ import json
 from typing import Any
 
 from scrybe_kms.config import EnvironmentConfig
-from scrybe_kms.template import alarms, render
-from scrybe_kms.template.alarms import CIS_4_7_PATTERN
+from scrybe_kms.template import render_alarms
+from scrybe_kms.template.monitoring import CIS_4_5_PATTERN, CIS_4_7_PATTERN, CIS_4_8_PATTERN
 from tests.helpers import config, refs, resources_of_type, statements
 from tests.support.event_pattern import as_eventbridge_event
 from tests.support.event_pattern import matches as event_matches
-from tests.support.events import KEY_ARN, OTHER_KEY_ARN, direct_grant_event, kms_event, service_grant_event
 from tests.support.filter_pattern import matches as filter_matches
+from tests.test_filter_patterns import CASES, rendered_patterns, resolve_sub
+
+KEY_EVENTS = {"PhiKeyDisabled", "PhiKeyDeletionScheduled", "PhiKeyPolicyChanged", "PhiKeyGrantCreated",
+              "PhiKeyRotationDisabled", "AuditKeyTampered", "KeyAliasChanged"}
+#: Watched on both channels; the rest (CIS patterns, the burst) are filter-only.
+WATCHED = KEY_EVENTS | {"AuditTrailTampered", "AuditBucketTampered", "AlarmPathTampered", "EmergencyRoleUsed"}
+LITERAL = {"KmsKeyDisabledOrDeletionScheduledCis47", "CloudTrailConfigurationChangedCis45",
+           "S3BucketPolicyChangedCis48", "PhiKeyAccessDeniedBurst"}
+HEALTH = {"TrailLogDeliveryStopped", "AuditEventRuleFailed", "AuditEventsDeadLettered", "AlarmTopicDeliveryFailed",
+          "WatchdogTopicDeliveryFailed"}
 
 
-def filters(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {k: v["Properties"] for k, v in resources_of_type(template, "AWS::Logs::MetricFilter").items()}
+def filters(*templates: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {k.removesuffix("Filter"): v["Properties"] for t in templates
+            for k, v in resources_of_type(t, "AWS::Logs::MetricFilter").items()}
 
 
-def test_cis_4_7_filter_uses_the_exact_pattern(template: dict[str, Any]) -> None:
+def alarms_of(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {k.removesuffix("Alarm"): v["Properties"]
+            for k, v in resources_of_type(template, "AWS::CloudWatch::Alarm").items()}
+
+
+def test_cis_filters_use_the_exact_patterns(template: dict[str, Any], alarm_template: dict[str, Any],
+                                            cfg: EnvironmentConfig) -> None:
+    """Security Hub CloudWatch.7, .5 and .8 compare the patterns literally."""
     assert CIS_4_7_PATTERN == ("{($.eventSource=kms.amazonaws.com) && (($.eventName=DisableKey) || "
                                "($.eventName=ScheduleKeyDeletion))}")
-    cis = filters(template)["KmsKeyDisabledOrDeletionScheduledCis47Filter"]
-    assert cis["FilterPattern"] == CIS_4_7_PATTERN
-    assert cis["LogGroupName"] == {"Ref": "AuditTrailLogGroup"}
+    assert CIS_4_5_PATTERN == ("{($.eventName=CreateTrail) || ($.eventName=UpdateTrail) || ($.eventName=DeleteTrail) "
+                               "|| ($.eventName=StartLogging) || ($.eventName=StopLogging)}")
+    assert CIS_4_8_PATTERN.startswith("{($.eventSource=s3.amazonaws.com) && (($.eventName=PutBucketAcl) || ")
+    found = filters(template, alarm_template)
+    assert found["KmsKeyDisabledOrDeletionScheduledCis47"]["FilterPattern"] == CIS_4_7_PATTERN
+    assert found["CloudTrailConfigurationChangedCis45"]["FilterPattern"] == CIS_4_5_PATTERN
+    assert found["S3BucketPolicyChangedCis48"]["FilterPattern"] == CIS_4_8_PATTERN
 
 
-def test_key_filters_match_this_key_only(template: dict[str, Any]) -> None:
-    found = filters(template)
-    for title, event in (("PhiKeyDisabledFilter", "DisableKey"),
-                         ("PhiKeyDeletionScheduledFilter", "ScheduleKeyDeletion")):
-        assert found[title]["FilterPattern"] == {"Fn::Sub": [
-            '{ ($.eventSource = "kms.amazonaws.com") && ($.eventName = "' + event
-            + '") && ($.resources[0].ARN = "${KeyArn}") }',
-            {"KeyArn": {"Fn::GetAtt": ["PhiKey", "Arn"]}}]}
-        assert found[title]["LogGroupName"] == {"Ref": "AuditTrailLogGroup"}
+def test_every_filter_reads_the_trails_log_group(template: dict[str, Any], alarm_template: dict[str, Any],
+                                                 cfg: EnvironmentConfig) -> None:
+    for f in filters(template).values():
+        assert f["LogGroupName"] == {"Ref": "AuditTrailLogGroup"}
+    for f in filters(alarm_template).values():
+        assert f["LogGroupName"] == template["Resources"]["AuditTrailLogGroup"]["Properties"]["LogGroupName"]
 
 
-ALWAYS = {"KmsKeyDisabledOrDeletionScheduledCis47", "PhiKeyDisabled", "PhiKeyDeletionScheduled",
-          "PhiKeyPolicyChanged", "PhiKeyGrantCreated", "PhiKeyRotationDisabled", "PhiKeyAccessDeniedBurst"}
+def test_the_alarm_set(template: dict[str, Any], alarm_template: dict[str, Any], cfg: EnvironmentConfig) -> None:
+    watched = WATCHED - (set() if cfg.emergency_access_role_arn else {"EmergencyRoleUsed"})
+    assert set(filters(template, alarm_template)) == watched | LITERAL
+    assert set(alarms_of(alarm_template)) == watched | LITERAL | HEALTH
 
 
-def test_the_alarm_set(template: dict[str, Any], cfg: EnvironmentConfig) -> None:
-    expected = ALWAYS | ({"EmergencyRoleUsed"} if cfg.emergency_access_role_arn else set())
-    assert {t.removesuffix("Filter") for t in filters(template)} == expected
-
-
-def test_emergency_role_filter_names_the_role(template: dict[str, Any], cfg: EnvironmentConfig) -> None:
-    if cfg.emergency_access_role_arn is None:
-        return
-    arn = cfg.emergency_access_role_arn
-    assert filters(template)["EmergencyRoleUsedFilter"]["FilterPattern"] == (
-        '{ ($.userIdentity.sessionContext.sessionIssuer.arn = "' + arn + '") || '
-        '(($.eventName = "AssumeRole") && ($.requestParameters.roleArn = "' + arn + '")) }')
-
-
-def test_access_denied_burst_needs_five_in_five_minutes(template: dict[str, Any]) -> None:
-    alarm = template["Resources"]["PhiKeyAccessDeniedBurstAlarm"]["Properties"]
-    assert (alarm["Threshold"], alarm["Period"], alarm["EvaluationPeriods"]) == (5, 300, 1)
-
-
-def test_each_filter_feeds_an_alarm_that_notifies(template: dict[str, Any], cfg: EnvironmentConfig) -> None:
-    alarms = {k: v["Properties"] for k, v in resources_of_type(template, "AWS::CloudWatch::Alarm").items()}
-    assert len(alarms) == len(filters(template)) >= 7
-    for title, f in filters(template).items():
+def test_each_filter_feeds_an_alarm_that_cannot_miss_a_late_event(
+        template: dict[str, Any], alarm_template: dict[str, Any], cfg: EnvironmentConfig) -> None:
+    """One matching event in any of the last three 5-minute periods raises the alarm (D27)."""
+    alarms = alarms_of(alarm_template)
+    for title, f in filters(template, alarm_template).items():
         [transform] = f["MetricTransformations"]
-        alarm = alarms[title.removesuffix("Filter") + "Alarm"]
+        alarm = alarms[title]
         assert (alarm["Namespace"], alarm["MetricName"]) == (transform["MetricNamespace"], transform["MetricName"])
-        assert transform["MetricValue"] == "1"
-        assert alarm["Statistic"] == "Sum"
-        assert alarm["Threshold"] >= 1 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
-        if title != "PhiKeyAccessDeniedBurstFilter":
-            assert (alarm["Threshold"], alarm["Period"]) == (1, 60), "one event must be enough"
-        assert alarm["EvaluationPeriods"] == 1
+        assert transform["MetricValue"] == "1" and alarm["Statistic"] == "Sum"
+        assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+        assert alarm["Threshold"] == (5 if title == "PhiKeyAccessDeniedBurst" else 1), "one event must be enough"
+        assert (alarm["Period"], alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (300, 3, 1)
         assert alarm["TreatMissingData"] == "notBreaching"
         assert alarm["ActionsEnabled"] is True
         assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
-        assert alarm["AlarmName"].startswith(f"scrybe-phi-{cfg.environment}-")
+        assert alarm["AlarmName"] == f"scrybe-phi-{cfg.environment}-{title}"
 
 
-def test_existing_topic_is_notified_too() -> None:
+def test_existing_topic_is_notified_and_targeted_too() -> None:
     topic = "arn:aws:sns:us-west-2:123456789012:security"
-    template = json.loads(render(config(alarm_topic_arn=topic)))
+    template = json.loads(render_alarms(config(alarm_topic_arn=topic)))
     for alarm in resources_of_type(template, "AWS::CloudWatch::Alarm").values():
-        assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}, topic]
+        assert alarm["Properties"]["AlarmActions"][-1] == topic
+    targets = template["Resources"]["AuditEventRule"]["Properties"]["Targets"]
+    assert [t["Arn"] for t in targets] == [{"Ref": "AlarmTopic"}, topic]
 
 
-def test_topic_is_encrypted_with_the_audit_key_and_subscribes_emails(template: dict[str, Any],
-                                                                     cfg: EnvironmentConfig) -> None:
-    topic = template["Resources"]["AlarmTopic"]["Properties"]
-    assert topic["KmsMasterKeyId"] == {"Fn::GetAtt": ["AuditKey", "Arn"]}
-    assert topic["Subscription"] == [{"Protocol": "email", "Endpoint": e} for e in cfg.alarm_emails]
-    publish = statements(template["Resources"]["AuditKey"]["Properties"]["KeyPolicy"])["AlarmPublishersUseTopicKey"]
-    assert publish["Principal"] == {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]}
-    assert publish["Action"] == ["kms:GenerateDataKey*", "kms:Decrypt"]
+def test_topics_are_unencrypted_and_subscribe_the_addresses(alarm_template: dict[str, Any],
+                                                           cfg: EnvironmentConfig) -> None:
+    """No KMS key on the delivery path: a key an alarm reports on could silence it (D26)."""
+    for title in ("AlarmTopic", "WatchdogTopic"):
+        resource = alarm_template["Resources"][title]
+        assert "KmsMasterKeyId" not in resource["Properties"]
+        emails = [{"Protocol": "email", "Endpoint": e} for e in cfg.alarm_emails]
+        assert resource["Properties"]["Subscription"] == emails
+        [skip] = resource["Metadata"]["checkov"]["skip"]
+        assert skip["id"] == "CKV_AWS_26" and "D26" in skip["comment"]
 
 
-def test_topic_policy_lets_only_this_stacks_alarms_and_rule_publish(template: dict[str, Any], env: str) -> None:
-    policy = statements(template["Resources"]["AlarmTopicPolicy"]["Properties"]["PolicyDocument"])
-    assert policy["CloudWatchAlarmsPublish"]["Condition"] == {
-        "ArnLike": {"aws:SourceArn": {"Fn::Sub": "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:"
-                                                 f"${{AWS::AccountId}}:alarm:scrybe-phi-{env}-*"}},
-        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
-    assert policy["KeyEventRulePublishes"]["Condition"] == {
-        "ArnLike": {"aws:SourceArn": {"Fn::GetAtt": ["PhiKeyEventRule", "Arn"]}}}
-    for statement in policy.values():
-        assert statement["Action"] == ["sns:Publish"]
-        assert statement["Resource"] == [{"Ref": "AlarmTopic"}]
+def test_topic_policies(alarm_template: dict[str, Any], env: str) -> None:
+    alarm_arns = {"Fn::Sub": "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:"
+                             f"scrybe-phi-{env}-*"}
+    for title, topic in (("AlarmTopicPolicy", "AlarmTopic"), ("WatchdogTopicPolicy", "WatchdogTopic")):
+        policy = statements(alarm_template["Resources"][title]["Properties"]["PolicyDocument"])
+        assert policy["CloudWatchAlarmsPublish"]["Condition"] == {
+            "ArnLike": {"aws:SourceArn": alarm_arns}, "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+        for statement in policy.values():
+            assert statement["Action"] == ["sns:Publish"] and statement["Resource"] == [{"Ref": topic}]
+    alarm_policy = statements(alarm_template["Resources"]["AlarmTopicPolicy"]["Properties"]["PolicyDocument"])
+    # EventBridge's user guide: no Condition block in an SNS topic policy for EventBridge (D23).
+    assert alarm_policy["EventBridgeRulePublishes"] == {
+        "Sid": "EventBridgeRulePublishes", "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+        "Action": ["sns:Publish"], "Resource": [{"Ref": "AlarmTopic"}]}
+    watchdog = statements(alarm_template["Resources"]["WatchdogTopicPolicy"]["Properties"]["PolicyDocument"])
+    assert set(watchdog) == {"CloudWatchAlarmsPublish"}
 
 
-def _resolved_rule(template: dict[str, Any]) -> dict[str, Any]:
-    text = json.dumps(template["Resources"]["PhiKeyEventRule"]["Properties"]["EventPattern"])
-    return json.loads(text.replace(json.dumps({"Fn::GetAtt": ["PhiKey", "Arn"]}), json.dumps(KEY_ARN)))
-
-
-SAMPLES = [kms_event(name) for name in ("DisableKey", "ScheduleKeyDeletion", "PutKeyPolicy", "DisableKeyRotation",
-                                        "EnableKey", "Decrypt", "CreateGrant")] + [
-    kms_event("DisableKey", OTHER_KEY_ARN), direct_grant_event(), service_grant_event(),
-    service_grant_event(service="dynamodb.amazonaws.com"), direct_grant_event(OTHER_KEY_ARN)]
-
-
-def test_eventbridge_rule_reports_the_same_events_as_the_key_filters(template: dict[str, Any]) -> None:
-    """The second channel fires for exactly the events the PHI-key filters with an EventBridge
-    counterpart count: same key, same operations, the same rule for grants."""
-    rule = template["Resources"]["PhiKeyEventRule"]["Properties"]
+def test_rule_delivers_with_retries_and_a_dead_letter_queue(alarm_template: dict[str, Any]) -> None:
+    rule = alarm_template["Resources"]["AuditEventRule"]["Properties"]
     assert rule["State"] == "ENABLED"
-    assert rule["Targets"] == [{"Id": "AlarmTopic", "Arn": {"Ref": "AlarmTopic"}}]
-    pattern = _resolved_rule(template)
-    filters = [spec.pattern.replace("${KeyArn}", KEY_ARN) for spec in alarms.KEY_ALARMS if spec.event_names]
-    for event in SAMPLES:
-        by_filter = any(filter_matches(f, event) for f in filters)
-        assert event_matches(pattern, as_eventbridge_event(event)) == by_filter, (event["eventName"], by_filter)
+    [target] = rule["Targets"]
+    assert target["Arn"] == {"Ref": "AlarmTopic"} and "RoleArn" not in target
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["AuditEventDeadLetterQueue", "Arn"]}}
+    assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 86400, "MaximumRetryAttempts": 185}
+    queue = alarm_template["Resources"]["AuditEventDeadLetterQueue"]["Properties"]
+    assert queue["SqsManagedSseEnabled"] is True and "KmsMasterKeyId" not in queue
+    policy = statements(alarm_template["Resources"]["AuditEventDeadLetterQueuePolicy"]["Properties"]["PolicyDocument"])
+    send = policy["EventBridgeRuleSendsUndeliveredEvents"]
+    assert send["Principal"] == {"Service": "events.amazonaws.com"} and send["Action"] == ["sqs:SendMessage"]
+    assert send["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["AuditEventRule", "Arn"]}}}
+    assert policy["DenyInsecureTransport"]["Effect"] == "Deny"
 
 
-def test_a_grant_for_an_aws_resource_raises_nothing_and_a_direct_grant_does(template: dict[str, Any]) -> None:
-    pattern = _resolved_rule(template)
-    assert event_matches(pattern, as_eventbridge_event(direct_grant_event()))
-    assert not event_matches(pattern, as_eventbridge_event(service_grant_event()))
+def test_health_alarms_watch_the_delivery_path_from_outside_it(alarm_template: dict[str, Any], env: str) -> None:
+    alarms = alarms_of(alarm_template)
+    beat = alarms["TrailLogDeliveryStopped"]
+    assert (beat["Namespace"], beat["MetricName"]) == ("AWS/Logs", "IncomingLogEvents")
+    assert beat["Dimensions"] == [{"Name": "LogGroupName", "Value": f"/scrybe/kms/{env}/cloudtrail"}]
+    assert (beat["ComparisonOperator"], beat["Threshold"], beat["TreatMissingData"]) == (
+        "LessThanThreshold", 1, "breaching"), "silence itself must raise it"
+    assert beat["Period"] * beat["EvaluationPeriods"] == 3600
+    assert beat["AlarmActions"] == [{"Ref": "AlarmTopic"}, {"Ref": "WatchdogTopic"}]
+    expected = {
+        "AuditEventRuleFailed": ("AWS/Events", "FailedInvocations", {"RuleName": {"Ref": "AuditEventRule"}},
+                                 "WatchdogTopic"),
+        "AuditEventsDeadLettered": ("AWS/SQS", "ApproximateNumberOfMessagesVisible",
+                                    {"QueueName": {"Fn::GetAtt": ["AuditEventDeadLetterQueue", "QueueName"]}},
+                                    "WatchdogTopic"),
+        "AlarmTopicDeliveryFailed": ("AWS/SNS", "NumberOfNotificationsFailed",
+                                     {"TopicName": {"Fn::GetAtt": ["AlarmTopic", "TopicName"]}}, "WatchdogTopic"),
+        "WatchdogTopicDeliveryFailed": ("AWS/SNS", "NumberOfNotificationsFailed",
+                                        {"TopicName": {"Fn::GetAtt": ["WatchdogTopic", "TopicName"]}}, "AlarmTopic"),
+    }
+    for title, (namespace, metric, dimensions, topic) in expected.items():
+        alarm = alarms[title]
+        assert (alarm["Namespace"], alarm["MetricName"]) == (namespace, metric)
+        assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]} == dimensions
+        assert alarm["AlarmActions"] == [{"Ref": topic}], title
+        assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
 
 
-def test_alarm_path_never_depends_on_the_phi_key(template: dict[str, Any]) -> None:
-    """Disabling the PHI key must not silence its own alarm: the log group, the topic, the
-    topic's key and its policy are encrypted with / depend on the audit key only. (Filters and
-    the rule *mention* the PHI key's ARN as text to match; that needs no use of the key.)"""
+def test_eventbridge_rule_reports_the_same_events_as_the_filters(
+        templates: dict[str, dict[str, Any]], alarm_templates: dict[str, dict[str, Any]]) -> None:
+    """Both channels, on every sample record of every filter test: the rule matches a record
+    exactly when one of the watched-event filters does (the CIS and burst filters are filter-only)."""
+    patterns = rendered_patterns(templates["production"], alarm_templates["production"])
+    watched = [patterns[t] for t in WATCHED]
+    rule = resolve_sub(alarm_templates["production"]["Resources"]["AuditEventRule"]["Properties"]["EventPattern"])
+    samples = [event for positive, negative in CASES.values() for event in positive + negative]
+    assert len(samples) > 80
+    for event in samples:
+        by_filter = any(filter_matches(p, event) for p in watched)
+        assert event_matches(rule, as_eventbridge_event(event)) == by_filter, (event["eventName"],
+                                                                              event.get("requestParameters"))
+
+
+def test_alarm_path_never_depends_on_the_phi_key(template: dict[str, Any], alarm_template: dict[str, Any]) -> None:
+    """Disabling the PHI key must not silence its own alarm: the log group is encrypted with the
+    audit key, the topics with nothing; filters and the rule only *mention* the PHI key's ARN."""
     resources = template["Resources"]
     assert refs(resources["AuditTrailLogGroup"]["Properties"]["KmsKeyId"]) == {"AuditKey"}
-    assert refs(resources["AlarmTopic"]["Properties"]) == {"AuditKey"}
-    assert "PhiKey" not in refs(resources["AuditKey"])
-    assert "PhiKey" not in refs(resources["AlarmTopicPolicy"])
-    for alarm in resources_of_type(template, "AWS::CloudWatch::Alarm").values():
-        assert refs(alarm) == {"AlarmTopic"}
-    for f in resources_of_type(template, "AWS::Logs::MetricFilter").values():
-        assert refs(f) <= {"AuditTrailLogGroup", "PhiKey"}
-        assert refs(f["Properties"]["LogGroupName"]) == {"AuditTrailLogGroup"}
+    for title, resource in alarm_template["Resources"].items():
+        assert "PhiKey" not in refs(resource), title
+        if resource["Type"] in ("AWS::SNS::Topic", "AWS::SQS::Queue"):
+            assert "KmsMasterKeyId" not in resource["Properties"], title

@@ -13,7 +13,9 @@ from scrybe_kms.config import EnvironmentConfig
 def test_outputs_and_exports(template: dict[str, Any], env: str) -> None:
     outputs = template["Outputs"]
     assert set(outputs) == {"KmsKeyId", "KmsKeyArn", "KmsKeyAlias", "CloudTrailArn", "AuditLogsBucket",
-                            "EnvironmentConfig"}
+                            "EnvironmentConfig", "AuditKeyArn"}
+    # The alarm stack imports it: the filters on the audit key and the EventBridge rule name it.
+    assert outputs["AuditKeyArn"]["Value"] == {"Fn::GetAtt": ["AuditKey", "Arn"]}
     for name, output in outputs.items():
         assert output["Export"] == {"Name": f"scrybe-kms-{env}-{name}"}
     assert outputs["KmsKeyId"]["Value"] == {"Ref": "PhiKey"}

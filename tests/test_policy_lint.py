@@ -42,6 +42,7 @@ def physical_values(template: dict[str, Any], cfg: EnvironmentConfig) -> dict[st
             "AWS::CloudTrail::Trail": f"arn:{part}:cloudtrail:{region}:{acct}:trail/{name}",
             "AWS::Logs::LogGroup": f"arn:{part}:logs:{region}:{acct}:log-group:{name}:*",
             "AWS::IAM::Role": f"arn:{part}:iam::{acct}:role/{name}",
+            "AWS::SQS::Queue": f"arn:{part}:sqs:{region}:{acct}:{name}",
         }.get(kind, name)
         values[f"{title}.Arn"] = arn
         values[title] = arn if kind == "AWS::SNS::Topic" else name
@@ -61,10 +62,12 @@ def policies(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return found
 
 
-def test_every_policy_passes_parliament(template: dict[str, Any], cfg: EnvironmentConfig) -> None:
-    values = physical_values(template, cfg)
-    linted = policies(template)
-    assert len(linted) == 6  # two keys, two buckets, the topic, the delivery role
+def test_every_policy_passes_parliament(template: dict[str, Any], alarm_template: dict[str, Any],
+                                        cfg: EnvironmentConfig) -> None:
+    values = {**physical_values(template, cfg), **physical_values(alarm_template, cfg)}
+    linted = policies(template) + policies(alarm_template)
+    # two keys, two buckets, the delivery role; two topics and the dead-letter queue
+    assert len(linted) == 8
     unexplained = []
     for title, document in linted:
         result = analyze_policy_string(json.dumps(resolve(document, values)), include_community_auditors=True)

@@ -18,9 +18,11 @@ __all__ = [
     "access_log_bucket_name_sub",
     "alarm_name",
     "alarm_name_prefix",
+    "alarm_stack_name",
     "alarm_topic_name",
     "audit_alias",
     "audit_bucket_name_sub",
+    "dead_letter_queue_name",
     "event_rule_name",
     "export_name",
     "log_group_arn_sub",
@@ -79,8 +81,18 @@ def access_log_bucket_name_sub(env: str) -> str:
     return f"{PREFIX}-audit-access-logs-${{AWS::AccountId}}-{env}"
 
 
-def alarm_topic_name(env: str) -> str:
-    return f"{PREFIX}-key-alarms-{env}"
+def alarm_stack_name(env: str) -> str:
+    """The alarm stack, deployed after the key stack it imports from (decision D21)."""
+    return f"scrybe-kms-{env}-alarms"
+
+
+def alarm_topic_name(env: str, kind: str = "alarms") -> str:
+    """``alarms``: every alarm; ``watchdog``: alarms about the alarm path itself (D26)."""
+    return f"{PREFIX}-key-{kind}-{env}"
+
+
+def dead_letter_queue_name(env: str) -> str:
+    return f"{PREFIX}-audit-events-dlq-{env}"
 
 
 def alarm_name_prefix(env: str) -> str:

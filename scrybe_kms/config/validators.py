@@ -7,12 +7,11 @@ about each other; :mod:`scrybe_kms.config` runs them all and collects every fail
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from collections.abc import Callable, Iterable
 from functools import cache
-from pathlib import Path
+from importlib import resources
 from typing import Any
 
 __all__ = [
@@ -101,32 +100,16 @@ def environment(field: str, value: Any) -> str:
     return checked
 
 
-def _botocore_data(name: str) -> bytes:
-    """A data file botocore ships, read without importing botocore (``find_spec`` only locates
-    the package): ``import scrybe_kms`` and a build then load no botocore code at all."""
-    spec = importlib.util.find_spec("botocore")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError("botocore is required for its region data: pip install botocore")
-    return (Path(next(iter(spec.submodule_search_locations))) / "data" / name).read_bytes()
-
-
 @cache
 def _regions() -> dict[str, str]:
-    """Region -> partition, from the endpoint data botocore ships (kept current by AWS, not by us).
+    """Region -> partition: every region of the offered partitions where both KMS and CloudTrail
+    run, from ``regions.json``, a snapshot of botocore's endpoint data (decision D22).
 
-    The packaged file is read directly: importing botocore's session and resolver costs about
-    100 ms, most of a cold build, and a user's ``~/.aws/models`` override must not change what a
-    build accepts. ``tests/test_config.py`` checks the result equals botocore's own resolver."""
-    data = json.loads(_botocore_data("endpoints.json"))
-    found: dict[str, str] = {}
-    for partition in data["partitions"]:
-        if partition["partition"] not in PARTITIONS:
-            continue
-        # As botocore's get_available_regions: a service's endpoints that name a partition region.
-        served = [set(partition["services"].get(service, {}).get("endpoints", {})) for service in ("kms", "cloudtrail")]
-        for name in set(partition["regions"]).intersection(*served):
-            found[name] = partition["partition"]
-    return found
+    A packaged table keeps botocore (32 MB) out of a consumer's install and makes what a build
+    accepts independent of the installed botocore. ``tests/test_config.py`` checks it equals the
+    pinned botocore's resolver; ``tools/update_regions.py`` regenerates it."""
+    table: dict[str, str] = json.loads((resources.files("scrybe_kms.config") / "regions.json").read_bytes())
+    return {name: partition for name, partition in table.items() if partition in PARTITIONS}
 
 
 def region(field: str, value: Any) -> str:

@@ -107,7 +107,10 @@ def _cells(grid: Mapping[str, Mapping[str, bool]]) -> list[tuple[str, list[str]]
 
 
 def _alarm(template: Mapping[str, Any], metric: str) -> str | None:
-    names = [r["Properties"].get("AlarmName") for r in template["Resources"].values()
+    """The alarm on ``metric`` in the rendered templates given (the key stack's, and the alarm
+    stack's under ``"__alarm_stack__"``, where the alarms live)."""
+    stacks = [template, template.get("__alarm_stack__", {"Resources": {}})]
+    names = [r["Properties"].get("AlarmName") for t in stacks for r in t["Resources"].values()
              if r["Type"] == "AWS::CloudWatch::Alarm" and r.get("Properties", {}).get("MetricName") == metric]
     return str(names[0]) if names else None
 
@@ -215,12 +218,16 @@ def _notes(template: Mapping[str, Any], grids: Mapping[str, Mapping[str, Mapping
 
 
 def access_markdown(template: Mapping[str, Any] | str, cfg: EnvironmentConfig, *,
-                    template_sha256: str | None = None) -> str:
+                    template_sha256: str | None = None, alarm_template: Mapping[str, Any] | str | None = None) -> str:
     """``out/<env>.access.md``: both keys' matrices, generated from :func:`evaluate`. Pass the rendered
-    template text (its SHA-256 is recorded), or a parsed template and ``template_sha256``."""
+    template text (its SHA-256 is recorded), or a parsed template and ``template_sha256``; and the
+    alarm stack's template, so the notes can name the alarms that watch a cell."""
     if isinstance(template, str):
         template_sha256 = hashlib.sha256(template.encode("utf-8")).hexdigest()
     parsed: Mapping[str, Any] = json.loads(template) if isinstance(template, str) else template
+    if alarm_template is not None:
+        parsed = {**parsed, "__alarm_stack__": json.loads(alarm_template) if isinstance(alarm_template, str)
+                  else alarm_template}
     digest = f"SHA-256 `{template_sha256}`" if template_sha256 else "SHA-256 not recorded"
     lines = [
         f"# Key access matrix: {cfg.environment}",

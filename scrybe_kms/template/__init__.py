@@ -5,6 +5,8 @@
 an environment variable or talks to AWS, and nothing imports the deploy tooling or the evaluator.
 """
 
+from scrybe_kms.template.alarm_stack import build_alarm_template, render_alarms
 from scrybe_kms.template.assemble import MAX_TEMPLATE_BODY, TemplateTooLarge, build_template, render
 
-__all__ = ["MAX_TEMPLATE_BODY", "TemplateTooLarge", "build_template", "render"]
+__all__ = ["MAX_TEMPLATE_BODY", "TemplateTooLarge", "build_alarm_template", "build_template", "render",
+           "render_alarms"]

@@ -1,234 +1,229 @@
-"""Alarms on dangerous key events, and the topic that carries them to people.
+"""The alarm stack's parts: topics, metric filters and alarms, health alarms, the EventBridge rule
+and its dead-letter queue.
 
-Two channels report each event, and neither depends on the PHI key (decision D5):
-
-1. CloudTrail -> log group -> metric filter -> alarm -> topic. The log group and topic are
-   encrypted with the *audit* key. One filter uses CIS 4.7's exact pattern (Security Hub
-   CloudWatch.7 compares it literally); the others match this key's ARN only.
-2. An EventBridge rule on the same CloudTrail events -> topic. It does not wait for log
-   delivery at all, so it still fires if CloudTrail cannot write logs once the PHI key is
-   disabled (CloudTrail stops delivering logs encrypted with a disabled key).
+Two channels report each watched event (decision D5, D26): CloudTrail -> the key stack's log group
+-> metric filter -> alarm -> topic, and CloudTrail -> EventBridge rule -> topic. Neither topic is
+encrypted with a KMS key: alarm messages are not PHI, and a key on the delivery path could be
+disabled by the very person an alarm reports (issue 11). Alarms about the delivery path itself go
+to a second, "watchdog" topic, so no alarm is delivered through the thing it reports.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from awacs.aws import ArnLike, StringEquals
-from troposphere import GetAtt, Ref, Sub, Template, cloudwatch, events, logs, sns
+from awacs.aws import ArnEquals, ArnLike, StringEquals
+from troposphere import AWSHelperFn, GetAtt, ImportValue, Ref, Sub, Template, cloudwatch, events, logs, sns, sqs
 
 from scrybe_kms.config import naming
 from scrybe_kms.template import policies
 from scrybe_kms.template.context import context
-from scrybe_kms.template.key import KeyHandle
+from scrybe_kms.template.monitoring import LiteralFilter
 from scrybe_kms.template.tags import standard_tags
+from scrybe_kms.template.watched_events import WatchedEvent, event_pattern, filter_pattern
 
 __all__ = [
-    "CIS_4_7_PATTERN",
-    "KEY_ALARMS",
-    "AlarmSpec",
+    "ALARM_PERIOD",
+    "EVALUATION_PERIODS",
     "alarm_topic",
-    "alarm_topic_policy",
-    "emergency_role_alarm",
-    "filter_pattern",
-    "key_alarm_specs",
-    "key_event_alarms",
-    "key_event_rule",
+    "audit_event_rule",
+    "dead_letter_queue",
+    "event_alarms",
+    "health_alarms",
+    "metric_filters",
+    "on_kms",
+    "topic_policy",
 ]
 
-#: CIS AWS Foundations 4.7, character for character.
-CIS_4_7_PATTERN = ("{($.eventSource=kms.amazonaws.com) && (($.eventName=DisableKey) || "
-                   "($.eventName=ScheduleKeyDeletion))}")
+#: Late data (decision D27): CloudTrail reaches CloudWatch Logs in about 5 minutes, without a
+#: guarantee. A 5-minute period evaluated over 3 periods with 1 datapoint to alarm raises the alarm
+#: for a matching event counted anywhere in the last 15 minutes, so a datapoint landing in a period
+#: already evaluated is still seen.
+ALARM_PERIOD = 300
+EVALUATION_PERIODS = 3
+#: No trail events reach the log group for an hour: delivery stopped (trail, key or log group).
+HEARTBEAT_PERIOD, HEARTBEAT_PERIODS = 900, 4
 
 
-@dataclass(frozen=True)
-class AlarmSpec:
-    """One alarm: the metric filter that counts an event and why someone must be woken for it."""
-
-    title: str
-    #: A literal pattern, or a ``Fn::Sub`` template where ``${KeyArn}`` is this key's ARN.
-    pattern: str
-    description: str
-    #: API calls the EventBridge channel also reports for this alarm (empty: filter only).
-    event_names: tuple[str, ...] = ()
-    threshold: int = 1
-    period: int = 60
+def bind(node: Any, variables: dict[str, Any]) -> Any:
+    """Strings holding ``${...}`` become ``Fn::Sub`` with just the variables they use."""
+    if isinstance(node, str) and "${" in node:
+        used = {k: v for k, v in variables.items() if "${" + k + "}" in node}
+        return Sub(node, **used) if used else Sub(node)
+    if isinstance(node, dict):
+        return {k: bind(v, variables) for k, v in node.items()}
+    if isinstance(node, list):
+        return [bind(v, variables) for v in node]
+    return node
 
 
-def _key_event(event_name: str, extra: str = "") -> str:
-    return ('{ ($.eventSource = "kms.amazonaws.com") && ($.eventName = "' + event_name
-            + '") && ($.resources[0].ARN = "${KeyArn}")' + extra + ' }')
+def key_variables(environment: str) -> dict[str, AWSHelperFn]:
+    """The key ARNs the patterns name, imported from the key stack's exports."""
+    return {"PhiKeyArn": ImportValue(naming.export_name(environment, "KmsKeyArn")),
+            "AuditKeyArn": ImportValue(naming.export_name(environment, "AuditKeyArn"))}
 
 
-#: A grant an AWS service creates for a resource it manages (RDS, EBS, DynamoDB ... attaching the
-#: key) is recorded under the caller with ``userIdentity.invokedBy`` set to the service; a grant
-#: someone created directly has no ``invokedBy`` (decision D20).
-DIRECT_GRANT = " && ($.userIdentity.invokedBy NOT EXISTS)"
-
-
-#: Access-denied calls on the key within one period that count as probing.
-ACCESS_DENIED_BURST = 5
-
-KEY_ALARMS: tuple[AlarmSpec, ...] = (
-    AlarmSpec("KmsKeyDisabledOrDeletionScheduledCis47", CIS_4_7_PATTERN,
-              "CIS 4.7: a customer-managed KMS key in this account was disabled or scheduled "
-              "for deletion."),
-    AlarmSpec("PhiKeyDisabled", _key_event("DisableKey"),
-              "The PHI master key was disabled: the application can no longer encrypt or decrypt "
-              "PHI. Re-enable it (kms:EnableKey) if this was not planned.",
-              ("DisableKey",)),
-    AlarmSpec("PhiKeyDeletionScheduled", _key_event("ScheduleKeyDeletion"),
-              "Deletion of the PHI master key was scheduled: every record encrypted under it "
-              "becomes unreadable when the waiting period ends. Cancel with kms:CancelKeyDeletion.",
-              ("ScheduleKeyDeletion",)),
-    AlarmSpec("PhiKeyPolicyChanged", _key_event("PutKeyPolicy"),
-              "The PHI key policy was replaced. Admins keep PutKeyPolicy (KMS requires it), so this "
-              "is how an admin could grant itself Decrypt: review the new policy now.",
-              ("PutKeyPolicy",)),
-    AlarmSpec("PhiKeyGrantCreated", _key_event("CreateGrant", DIRECT_GRANT),
-              "A grant was created directly on the PHI key (not by an AWS service for a resource it "
-              "manages); grants give key use outside the key policy. Only the emergency role can do "
-              "this: find out why.",
-              ("CreateGrant",)),
-    AlarmSpec("PhiKeyRotationDisabled", _key_event("DisableKeyRotation"),
-              "Automatic rotation of the PHI key was turned off (Security Hub KMS.4). Re-enable it.",
-              ("DisableKeyRotation",)),
-    AlarmSpec("PhiKeyAccessDeniedBurst",
-              '{ ($.eventSource = "kms.amazonaws.com") && (($.errorCode = "AccessDenied") || '
-              '($.errorCode = "AccessDeniedException")) && ($.resources[0].ARN = "${KeyArn}") }',
-              f"{ACCESS_DENIED_BURST} or more denied KMS calls on the PHI key within 5 minutes: "
-              "someone is probing for access, or a deployment lost its permissions.",
-              threshold=ACCESS_DENIED_BURST, period=300),
-)
-
-
-def emergency_role_alarm(role_arn: str) -> AlarmSpec:
-    """Any use of the break-glass role: assuming it, or any call made with its sessions."""
-    return AlarmSpec(
-        "EmergencyRoleUsed",
-        '{ ($.userIdentity.sessionContext.sessionIssuer.arn = "' + role_arn + '") || '
-        '(($.eventName = "AssumeRole") && ($.requestParameters.roleArn = "' + role_arn + '")) }',
-        "The break-glass role was assumed or used. Every use must match an open incident; "
-        "otherwise treat it as a compromise.",
-    )
-
-
-def key_alarm_specs(emergency_role_arn: str | None) -> tuple[AlarmSpec, ...]:
-    """The alarms for one configuration: the fixed set, plus the emergency role if there is one."""
-    if emergency_role_arn is None:
-        return KEY_ALARMS
-    return (*KEY_ALARMS, emergency_role_alarm(emergency_role_arn))
-
-
-def filter_pattern(spec: AlarmSpec, key: KeyHandle) -> Any:
-    """The rendered ``FilterPattern``: literal, or a ``Fn::Sub`` binding ``${KeyArn}``."""
-    if "${KeyArn}" in spec.pattern:
-        return Sub(spec.pattern, KeyArn=key.arn)
-    return spec.pattern
-
-
-def alarm_topic(template: Template, *, environment: str, key: KeyHandle,
-                emails: Sequence[str], title: str = "AlarmTopic") -> sns.Topic:
-    """An SNS topic encrypted with ``key`` (the audit key, never the PHI key, and never the
-    AWS-managed ``alias/aws/sns`` key, which CloudWatch cannot publish to)."""
-    key.add_statement(policies.allow_service(
-        # CloudWatch and EventBridge publish to the encrypted topic through SNS, which needs a
-        # data key. AWS documents no condition keys for this use; the audit key protects only
-        # alarm messages and the trail's log copy, never PHI.
-        "AlarmPublishersUseTopicKey", ["cloudwatch.amazonaws.com", "events.amazonaws.com"],
-        policies.TOPIC_PUBLISHER_KEY_ACTIONS, ["*"],
-    ))
+def alarm_topic(template: Template, *, environment: str, kind: str, emails: Sequence[str], title: str,
+                why: str) -> sns.Topic:
+    """An unencrypted topic (decision D26): alarm names and descriptions are not PHI, and a KMS key
+    here could be disabled by whoever an alarm reports, silencing every alarm at once."""
     return template.add_resource(sns.Topic(
         title,
-        TopicName=naming.alarm_topic_name(environment),
-        DisplayName=f"Scrybe PHI key alarms ({environment})",
-        KmsMasterKeyId=key.arn,
+        TopicName=naming.alarm_topic_name(environment, kind),
+        DisplayName=f"Scrybe PHI key {kind} ({environment})",
         Subscription=[sns.Subscription(Protocol="email", Endpoint=e) for e in emails],
         Tags=standard_tags(environment),
-        Metadata=context("Carries key alarms to people; encrypted with the audit key, never the PHI key."),
+        Metadata=context(why, must=["no KMS key: nothing an alarm reports can silence its own delivery"],
+                         checkov={"skip": [{"id": "CKV_AWS_26", "comment": "Deliberately unencrypted: alarm "
+                                            "metadata is not PHI, and a key on the delivery path could be disabled "
+                                            "by the person an alarm reports (docs/decisions.md D26)."}]}),
     ))
 
 
-def key_event_alarms(template: Template, *, environment: str, key: KeyHandle,
-                     log_group: logs.LogGroup, actions: Sequence[Any],
-                     specs: Sequence[AlarmSpec] = KEY_ALARMS) -> list[cloudwatch.Alarm]:
-    """A metric filter and an alarm per spec; any single matching event raises the alarm."""
-    namespace = naming.metric_namespace(environment)
-    alarms = []
-    for spec in specs:
-        template.add_resource(logs.MetricFilter(
-            f"{spec.title}Filter",
-            LogGroupName=Ref(log_group),
-            FilterName=naming.metric_filter_name(environment, spec.title),
-            FilterPattern=filter_pattern(spec, key),
-            MetricTransformations=[logs.MetricTransformation(
-                MetricNamespace=namespace, MetricName=spec.title, MetricValue="1")],
-            Metadata=context(f"Counts the events the {spec.title} alarm reports."),
-        ))
-        alarms.append(template.add_resource(cloudwatch.Alarm(
-            f"{spec.title}Alarm",
-            AlarmName=naming.alarm_name(environment, spec.title),
-            AlarmDescription=spec.description,
-            Namespace=namespace,
-            MetricName=spec.title,
-            Statistic="Sum",
-            Period=spec.period,
-            EvaluationPeriods=1,
-            Threshold=spec.threshold,
-            ComparisonOperator="GreaterThanOrEqualToThreshold",
-            TreatMissingData="notBreaching",
-            ActionsEnabled=True,
-            AlarmActions=list(actions),
-            Metadata=context(spec.description),
-        )))
-    return alarms
-
-
-def key_event_rule(template: Template, *, environment: str, key: KeyHandle, topic: sns.Topic,
-                   specs: Sequence[AlarmSpec] = KEY_ALARMS, title: str = "PhiKeyEventRule") -> events.Rule:
-    """EventBridge channel: the same key events straight from CloudTrail to the topic."""
-    names = sorted({name for spec in specs for name in spec.event_names} - {"CreateGrant"})
-    return template.add_resource(events.Rule(
-        title,
-        Name=naming.event_rule_name(environment, "key-events"),
-        Description="Dangerous operations on the PHI master key, independent of log delivery",
-        State="ENABLED",
-        EventPattern={
-            "source": ["aws.kms"],
-            "detail-type": ["AWS API Call via CloudTrail"],
-            "detail": {
-                "eventSource": ["kms.amazonaws.com"],
-                "resources": {"ARN": [key.arn]},
-                # CreateGrant only when made directly, never one an AWS service made for a
-                # resource it manages, as the PhiKeyGrantCreated filter (D20).
-                "$or": [
-                    {"eventName": names},
-                    {"eventName": ["CreateGrant"], "userIdentity": {"invokedBy": [{"exists": False}]}},
-                ],
-            },
-        },
-        Targets=[events.Target(Id="AlarmTopic", Arn=Ref(topic))],
-        Metadata=context("Second channel for key events that does not wait for CloudTrail log delivery."),
-    ))
-
-
-def alarm_topic_policy(template: Template, *, environment: str, topic: sns.Topic,
-                       rule: events.Rule, title: str = "AlarmTopicPolicy") -> sns.TopicPolicy:
-    """Only this stack's alarms and rule may publish (confused-deputy scoped by source)."""
+def topic_policy(template: Template, *, environment: str, topic: sns.Topic, events_publish: bool,
+                 title: str) -> sns.TopicPolicy:
+    """This stack's alarms may publish (scoped by alarm name and account); EventBridge may publish
+    without a condition, as its user guide documents for SNS targets (decision D23)."""
     alarms = Sub("arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:"
                  + naming.alarm_name_prefix(environment) + "*")
+    statements = [policies.allow_service("CloudWatchAlarmsPublish", "cloudwatch.amazonaws.com",
+                                         [policies.SNS_PUBLISH], [Ref(topic)], ArnLike("aws:SourceArn", alarms),
+                                         StringEquals("aws:SourceAccount", Ref("AWS::AccountId")))]
+    if events_publish:
+        statements.append(policies.allow_service("EventBridgeRulePublishes", "events.amazonaws.com",
+                                                 [policies.SNS_PUBLISH], [Ref(topic)]))
     return template.add_resource(sns.TopicPolicy(
-        title,
-        Topics=[Ref(topic)],
+        title, Topics=[Ref(topic)], PolicyDocument=policies.policy_document(statements)))
+
+
+def dead_letter_queue(template: Template, *, environment: str, rule_title: str) -> sqs.Queue:
+    """Where EventBridge puts events it could not deliver; SQS-managed encryption, no KMS key."""
+    queue = template.add_resource(sqs.Queue(
+        "AuditEventDeadLetterQueue",
+        QueueName=naming.dead_letter_queue_name(environment),
+        SqsManagedSseEnabled=True,
+        MessageRetentionPeriod=1_209_600,
+        Tags=standard_tags(environment),
+        Metadata=context("Keeps audit events EventBridge could not deliver to the alarm topic (14 days)."),
+    ))
+    template.add_resource(sqs.QueuePolicy(
+        "AuditEventDeadLetterQueuePolicy",
+        Queues=[Ref(queue)],
         PolicyDocument=policies.policy_document([
-            policies.allow_service("CloudWatchAlarmsPublish", "cloudwatch.amazonaws.com",
-                                   [policies.SNS_PUBLISH], [Ref(topic)],
-                                   ArnLike("aws:SourceArn", alarms),
-                                   StringEquals("aws:SourceAccount", Ref("AWS::AccountId"))),
-            policies.allow_service("KeyEventRulePublishes", "events.amazonaws.com",
-                                   [policies.SNS_PUBLISH], [Ref(topic)],
-                                   ArnLike("aws:SourceArn", GetAtt(rule, "Arn"))),
+            # The statement the EventBridge user guide documents for a rule's dead-letter queue.
+            policies.allow_service("EventBridgeRuleSendsUndeliveredEvents", "events.amazonaws.com",
+                                   [policies.SQS_SEND], [GetAtt(queue, "Arn")],
+                                   ArnEquals("aws:SourceArn", GetAtt(rule_title, "Arn"))),
+            policies.deny_insecure_transport([GetAtt(queue, "Arn")], [policies.SQS_ALL]),
         ]),
+    ))
+    return queue
+
+
+def _alarm(template: Template, environment: str, title: str, description: str, actions: Sequence[Any],
+           **metric: Any) -> cloudwatch.Alarm:
+    return template.add_resource(cloudwatch.Alarm(
+        f"{title}Alarm",
+        AlarmName=naming.alarm_name(environment, title),
+        AlarmDescription=description,
+        ActionsEnabled=True,
+        AlarmActions=list(actions),
+        Metadata=context(f"Wakes someone for {title}; what it means is in AlarmDescription."),
+        **metric,
+    ))
+
+
+def _specs(watched: Sequence[WatchedEvent], literal: Sequence[LiteralFilter]) -> list[tuple[str, str, str, int]]:
+    """``(title, description, filter pattern, threshold)`` for every watched event and literal filter."""
+    return ([(w.title, w.description, filter_pattern([w]), 1) for w in watched]
+            + [(f.title, f.description, f.pattern, f.threshold) for f in literal])
+
+
+def on_kms(pattern: str) -> bool:
+    """Filters on KMS events live in the key stack, next to the keys they name; the others (trail,
+    buckets, alarm path, break-glass) in the alarm stack. Both read the key stack's log group."""
+    return "kms.amazonaws.com" in pattern
+
+
+def metric_filters(template: Template, *, environment: str, log_group: Any, watched: Sequence[WatchedEvent],
+                   literal: Sequence[LiteralFilter], keys: dict[str, Any], kms: bool) -> None:
+    """A metric filter on the trail's log group per watched event and literal filter whose pattern
+    is (``kms=True``) or is not about KMS events (``keys``: values for ``${PhiKeyArn}``/``${AuditKeyArn}``)."""
+    namespace = naming.metric_namespace(environment)
+    for title, _, pattern, _ in _specs(watched, literal):
+        if on_kms(pattern) != kms:
+            continue
+        template.add_resource(logs.MetricFilter(
+            f"{title}Filter",
+            LogGroupName=log_group,
+            FilterName=naming.metric_filter_name(environment, title),
+            FilterPattern=bind(pattern, keys) if "${" in pattern else pattern,
+            MetricTransformations=[logs.MetricTransformation(
+                MetricNamespace=namespace, MetricName=title, MetricValue="1")],
+            Metadata=context(f"Counts the events the {title} alarm (alarm stack) reports."),
+        ))
+
+
+def event_alarms(template: Template, *, environment: str, watched: Sequence[WatchedEvent],
+                 literal: Sequence[LiteralFilter], actions: Sequence[Any]) -> list[cloudwatch.Alarm]:
+    """An alarm on each metric the key stack's filters count; one matching event raises it."""
+    namespace = naming.metric_namespace(environment)
+    return [_alarm(template, environment, title, description, actions,
+                   Namespace=namespace, MetricName=title, Statistic="Sum", Period=ALARM_PERIOD,
+                   EvaluationPeriods=EVALUATION_PERIODS, DatapointsToAlarm=1, Threshold=threshold,
+                   ComparisonOperator="GreaterThanOrEqualToThreshold", TreatMissingData="notBreaching")
+            for title, description, _, threshold in _specs(watched, literal)]
+
+
+def health_alarms(template: Template, *, environment: str, rule: events.Rule, queue: sqs.Queue,
+                  alarm_topic: sns.Topic, watchdog: sns.Topic, external: Sequence[Any]) -> None:
+    """The delivery path watched from outside it: log delivery, the rule, its queue, both topics."""
+    def alarm(title: str, description: str, actions: Sequence[Any], namespace: str, metric: str,
+              dimensions: dict[str, Any], comparison: str = "GreaterThanOrEqualToThreshold",
+              missing: str = "notBreaching", period: int = ALARM_PERIOD, periods: int = 1,
+              statistic: str = "Sum") -> None:
+        _alarm(template, environment, title, description, [*actions, *external],
+               Namespace=namespace, MetricName=metric, Statistic=statistic, Period=period,
+               EvaluationPeriods=periods, DatapointsToAlarm=periods, Threshold=1, ComparisonOperator=comparison,
+               TreatMissingData=missing,
+               Dimensions=[cloudwatch.MetricDimension(Name=k, Value=v) for k, v in dimensions.items()])
+
+    alarm("TrailLogDeliveryStopped",
+          "No CloudTrail events reached the trail's log group for an hour: the trail was stopped or changed, the "
+          "audit key was disabled, or delivery broke. Every metric-filter alarm is blind until this clears.",
+          [Ref(alarm_topic), Ref(watchdog)], "AWS/Logs", "IncomingLogEvents",
+          {"LogGroupName": naming.log_group_name(environment)}, comparison="LessThanThreshold",
+          missing="breaching", period=HEARTBEAT_PERIOD, periods=HEARTBEAT_PERIODS)
+    alarm("AuditEventRuleFailed",
+          "EventBridge could not deliver audit events to the alarm topic (FailedInvocations): the topic or its "
+          "policy may have been changed. Undelivered events are in the dead-letter queue.",
+          [Ref(watchdog)], "AWS/Events", "FailedInvocations", {"RuleName": Ref(rule)})
+    alarm("AuditEventsDeadLettered",
+          "Audit events are waiting in the dead-letter queue: they never reached the alarm topic. Read them.",
+          [Ref(watchdog)], "AWS/SQS", "ApproximateNumberOfMessagesVisible",
+          {"QueueName": GetAtt(queue, "QueueName")}, statistic="Maximum")
+    alarm("AlarmTopicDeliveryFailed",
+          "The alarm topic failed to deliver notifications to a subscriber: alarms may not be reaching people.",
+          [Ref(watchdog)], "AWS/SNS", "NumberOfNotificationsFailed", {"TopicName": GetAtt(alarm_topic, "TopicName")})
+    alarm("WatchdogTopicDeliveryFailed",
+          "The watchdog topic failed to deliver notifications to a subscriber.",
+          [Ref(alarm_topic)], "AWS/SNS", "NumberOfNotificationsFailed", {"TopicName": GetAtt(watchdog, "TopicName")})
+
+
+def audit_event_rule(template: Template, *, environment: str, watched: Sequence[WatchedEvent],
+                     targets: Sequence[Any], dead_letter_arn: Any, title: str = "AuditEventRule") -> events.Rule:
+    """EventBridge channel: the same watched events, straight from CloudTrail to the topics."""
+    return template.add_resource(events.Rule(
+        title,
+        Name=naming.event_rule_name(environment, "audit-events"),
+        Description="Tampering with the PHI key, its trail, buckets and alarms, independent of log delivery",
+        State="ENABLED",
+        EventPattern=bind(event_pattern(watched), key_variables(environment)),
+        Targets=[events.Target(
+            Id=f"Topic{i}", Arn=arn,
+            DeadLetterConfig=events.DeadLetterConfig(Arn=dead_letter_arn),
+            RetryPolicy=events.RetryPolicy(MaximumEventAgeInSeconds=86_400, MaximumRetryAttempts=185),
+        ) for i, arn in enumerate(targets)],
+        Metadata=context("Second channel for the watched events; does not wait for CloudWatch Logs delivery."),
     ))

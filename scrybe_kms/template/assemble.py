@@ -11,7 +11,7 @@ from functools import partial
 from troposphere import Ref, Sub, Template
 
 from scrybe_kms.config import EnvironmentConfig, naming
-from scrybe_kms.template import alarms, bucket, key, key_users, outputs, trail
+from scrybe_kms.template import alarms, bucket, key, key_users, monitoring, outputs, trail
 from scrybe_kms.template.context import template_context
 from scrybe_kms.template.key_statements import EmergencyMfa
 
@@ -26,7 +26,7 @@ class TemplateTooLarge(ValueError):
     """The rendered template would not deploy the way the README says."""
 
 
-def _guards(template: Template, cfg: EnvironmentConfig) -> None:
+def rules(template: Template, cfg: EnvironmentConfig) -> None:
     """Template rules: a template built for one account and region deploys nowhere else."""
     template.add_rule("DeployOnlyToConfiguredRegion", {"Assertions": [{
         "Assert": {"Fn::Equals": [{"Ref": "AWS::Region"}, cfg.aws_region]},
@@ -42,19 +42,18 @@ def _guards(template: Template, cfg: EnvironmentConfig) -> None:
 
 def build_template(cfg: EnvironmentConfig) -> Template:
     env = cfg.environment
-    t = Template(Description=f"Scrybe PHI encryption: KMS master key, audit trail and alarms ({env})")
+    t = Template(Description=f"Scrybe PHI encryption: KMS master key, audit-path key and audit trail ({env})")
     t.set_metadata(template_context(
-        arch="PHI KMS key -> used by the app role; CloudTrail (all regions, all management events) -> "
-             "S3 audit bucket (SSE-KMS with the PHI key, 7-year lifecycle, access-logged) and -> "
-             "CloudWatch Logs (audit key) -> metric filters -> alarms -> SNS topic (audit key); "
-             "EventBridge rule -> same topic",
+        arch="PHI KMS key -> used by the app role and named service consumers; CloudTrail (all regions, all "
+             "management events) -> S3 audit bucket (SSE-KMS with the PHI key, retention lifecycle, "
+             "access-logged) and -> CloudWatch Logs (audit key); the alarm stack <env>.alarms.json watches both",
         must=[
             f"deploy only to region {cfg.aws_region} and account {cfg.account_id} (template Rules)",
             "nothing on the alarm path is encrypted with, or depends on, the PHI key",
-            "key, aliases, buckets and log group are retained on delete and replace",
+            "key, aliases, buckets, bucket policies and log group are retained on delete and replace",
         ],
     ))
-    _guards(t, cfg)
+    rules(t, cfg)
 
     emergency_mfa: EmergencyMfa = "identity-provider" if cfg.emergency_access_mfa == "identity-provider" \
         else "session"
@@ -94,28 +93,29 @@ def build_template(cfg: EnvironmentConfig) -> Template:
                                       retention_days=cfg.audit_log_retention_days)
     audit_trail = trail.audit_trail(t, environment=env, key=phi, bucket=logs_bucket, log_group=log_group)
 
-    topic = alarms.alarm_topic(t, environment=env, key=audit, emails=cfg.alarm_emails)
-    actions = [Ref(topic)] + ([cfg.alarm_topic_arn] if cfg.alarm_topic_arn else [])
-    specs = alarms.key_alarm_specs(cfg.emergency_access_role_arn)
-    alarms.key_event_alarms(t, environment=env, key=phi, log_group=log_group, actions=actions, specs=specs)
-    rule = alarms.key_event_rule(t, environment=env, key=phi, topic=topic, specs=specs)
-    alarms.alarm_topic_policy(t, environment=env, topic=topic, rule=rule)
+    # The filters on KMS events live beside the keys they name; the alarms on their metrics, and the
+    # other filters, are in the alarm stack (decision D21).
+    alarms.metric_filters(t, environment=env, log_group=Ref(log_group), watched=monitoring.watched_events(cfg),
+                          literal=monitoring.literal_filters(), keys={"PhiKeyArn": phi.arn, "AuditKeyArn": audit.arn},
+                          kms=True)
 
-    outputs.add_outputs(t, environment=env, key=phi, alias=cfg.primary_alias,
+    outputs.add_outputs(t, environment=env, key=phi, audit_key=audit, alias=cfg.primary_alias,
                         trail=audit_trail.resource, bucket=logs_bucket.resource)
     return t
 
 
-def render(cfg: EnvironmentConfig) -> str:
-    """The template as deterministic JSON: sorted keys, one-space indent, trailing newline.
-
-    One space keeps diffs readable and the template well under the 51,200-byte inline limit,
-    so ``aws cloudformation deploy --template-file`` works without an S3 bucket.
-    """
-    text: str = build_template(cfg).to_json(indent=1, sort_keys=True) + "\n"
+def render_checked(template: Template, what: str) -> str:
+    """Deterministic JSON (sorted keys, one-space indent, trailing newline), refused when it would not
+    deploy inline with ``aws cloudformation deploy --template-file`` (51,200 bytes)."""
+    text: str = template.to_json(indent=1, sort_keys=True) + "\n"
     size = len(text.encode("utf-8"))
     if size > MAX_TEMPLATE_BODY:
         raise TemplateTooLarge(
-            f"the {cfg.environment} template is {size} bytes, over CloudFormation's {MAX_TEMPLATE_BODY}-byte "
-            "limit for --template-file without --s3-bucket; name fewer aliases or roles")
+            f"the {what} template is {size} bytes, over CloudFormation's {MAX_TEMPLATE_BODY}-byte limit for "
+            "--template-file without --s3-bucket; name fewer aliases or roles")
     return text
+
+
+def render(cfg: EnvironmentConfig) -> str:
+    """The key stack's template (``out/<env>.json``)."""
+    return render_checked(build_template(cfg), cfg.environment)

@@ -102,7 +102,10 @@ def _with_policy(template: Template, bucket: s3.Bucket) -> BucketHandle:
     """The bucket's policy resource, empty until builders add their statements."""
     policy = policies.policy_document([])
     policy_resource = template.add_resource(
-        s3.BucketPolicy(f"{bucket.title}Policy", Bucket=Ref(bucket), PolicyDocument=policy)
+        # Retained with the bucket: deleting the stack must not strip TLS-only and the
+        # version-deletion deny from a bucket that outlives it.
+        s3.BucketPolicy(f"{bucket.title}Policy", Bucket=Ref(bucket), PolicyDocument=policy,
+                        DeletionPolicy="Retain", UpdateReplacePolicy="Retain")
     )
     return BucketHandle(bucket, policy, policy_resource)
 

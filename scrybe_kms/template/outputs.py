@@ -34,12 +34,15 @@ OUTPUTS = {
     "CloudTrailArn": "cloudtrail_arn",
     "AuditLogsBucket": "audit_logs_bucket",
     "EnvironmentConfig": "environment_config",
+    # Not in the original: the alarm stack imports it to watch the audit-path key.
+    "AuditKeyArn": "audit_key_arn",
 }
 
 
-def add_outputs(template: Template, *, environment: str, key: KeyHandle, alias: str,
+def add_outputs(template: Template, *, environment: str, key: KeyHandle, audit_key: KeyHandle, alias: str,
                 trail: Any, bucket: Any) -> None:
-    """Add the six outputs, each exported as ``scrybe-kms-<env>-<Output>``."""
+    """Add the outputs (the original six and the audit key ARN), each exported as
+    ``scrybe-kms-<env>-<Output>``."""
     env_config = Sub(
         # No AWS_KMS_KEY_ALIAS: an alias can be retargeted by an admin; the key ARN cannot (D12).
         "AWS_KMS_KEY_ID=${KeyId}\nAWS_KMS_KEY_ARN=${KeyArn}\nAWS_KMS_REGION=${AWS::Region}\n",
@@ -52,6 +55,7 @@ def add_outputs(template: Template, *, environment: str, key: KeyHandle, alias: 
         "CloudTrailArn": (GetAtt(trail, "Arn"), "CloudTrail trail auditing the key"),
         "AuditLogsBucket": (Ref(bucket), "S3 bucket holding the audit logs"),
         "EnvironmentConfig": (env_config, "Lines for the application's .env file"),
+        "AuditKeyArn": (audit_key.arn, "KMS key ARN of the audit-path key"),
     }
     for title, (value, description) in values.items():
         template.add_output(Output(

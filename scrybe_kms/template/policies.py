@@ -13,6 +13,7 @@ from typing import Any
 import awacs.kms as kms
 import awacs.s3 as s3
 import awacs.sns as sns
+import awacs.sqs as sqs
 from awacs.aws import (
     Action,
     Allow,
@@ -77,6 +78,8 @@ TOPIC_PUBLISHER_KEY_ACTIONS: tuple[Action, ...] = (kms.Action("GenerateDataKey*"
 #: Object-level S3 actions the TLS-only statement also has to cover.
 S3_ALL: Action = s3.Action("*")
 SNS_PUBLISH: Action = sns.Publish
+SQS_SEND: Action = sqs.SendMessage
+SQS_ALL: Action = sqs.Action("*")
 
 
 def action_names(actions: Iterable[Action]) -> list[str]:

@@ -1,12 +1,14 @@
 """EventBridge event-pattern matching, as the EventBridge user guide documents it ("Event patterns",
 "Content filtering"): every field in the pattern must match; a list of values matches if any
 value equals the event's (or, for an array in the event, any element's); ``{"exists": bool}``
-tests presence; ``"$or"`` is a list of sub-patterns of which one must match. Only what the
+tests presence; ``{"wildcard": "a*b"}`` matches a string with ``*`` standing for any characters;
+``"$or"`` is a list of sub-patterns of which one must match. Only what the
 templates use is implemented; anything else raises, so a test never passes on a pattern this
 matcher does not understand."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 MISSING = object()
@@ -15,7 +17,12 @@ MISSING = object()
 def _leaf(values: list[Any], actual: Any) -> bool:
     candidates = actual if isinstance(actual, list) else [actual]
     for value in values:
-        if isinstance(value, dict):
+        if isinstance(value, dict) and set(value) == {"wildcard"}:
+            # "*" matches any run of characters; nothing else is special ("Wildcard matching").
+            regex = ".*".join(re.escape(part) for part in value["wildcard"].split("*"))
+            if actual is not MISSING and any(isinstance(c, str) and re.fullmatch(regex, c) for c in candidates):
+                return True
+        elif isinstance(value, dict):
             if set(value) != {"exists"}:
                 raise ValueError(f"unsupported content filter {value!r}")
             if (actual is not MISSING) == value["exists"]:

@@ -8,6 +8,7 @@ ACCOUNT = "123456789012"
 REGION = "us-west-2"
 KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 OTHER_KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0000ffff-0000-ffff-0000-ffff0000ffff"
+AUDIT_KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/aaaa1111-aa11-aa11-aa11-aaaaaa111111"
 ADMIN_ROLE = f"arn:aws:iam::{ACCOUNT}:role/scrybe-admin"
 
 
@@ -71,4 +72,28 @@ def assume_role_event(role_arn: str, *, caller_arn: str = ADMIN_ROLE) -> dict[st
     event = kms_event("AssumeRole", role_arn=caller_arn, source="sts.amazonaws.com")
     event["requestParameters"] = {"roleArn": role_arn, "roleSessionName": "incident-42"}
     event["resources"] = [{"accountId": ACCOUNT, "type": "AWS::IAM::Role", "ARN": role_arn}]
+    return event
+
+
+def api_event(source: str, event_name: str, request_parameters: dict[str, Any], *, role_arn: str = ADMIN_ROLE,
+              error_code: str | None = None) -> dict[str, Any]:
+    """Any management call: ``source`` like ``cloudtrail``; parameters as the service records them."""
+    event = kms_event(event_name, role_arn=role_arn, error_code=error_code, source=f"{source}.amazonaws.com")
+    event["requestParameters"] = request_parameters
+    event.pop("resources")
+    return event
+
+
+def alias_event(event_name: str, alias: str, key_arn: str = KEY_ARN, **kwargs: Any) -> dict[str, Any]:
+    """CreateAlias / UpdateAlias / DeleteAlias as the KMS developer guide shows them: the alias in
+    ``requestParameters.aliasName``; ``resources`` lists the key first for CreateAlias and the alias
+    first for UpdateAlias and DeleteAlias."""
+    event = kms_event(event_name, key_arn, **kwargs)
+    params: dict[str, Any] = {"aliasName": alias}
+    if event_name != "DeleteAlias":
+        params["targetKeyId"] = key_arn
+    event["requestParameters"] = params
+    alias_arn = {"accountId": ACCOUNT, "type": "AWS::KMS::Key", "ARN": f"arn:aws:kms:{REGION}:{ACCOUNT}:{alias}"}
+    key = {"accountId": ACCOUNT, "type": "AWS::KMS::Key", "ARN": key_arn}
+    event["resources"] = [key, alias_arn] if event_name == "CreateAlias" else [alias_arn, key]
     return event

@@ -1,0 +1,177 @@
+"""What the alarm stack watches: every path by which the key's audit or alerts could be silenced,
+redirected or erased (the README's threat table), as data.
+
+Values are ``Fn::Sub`` bodies: ``${PhiKeyArn}`` and ``${AuditKeyArn}`` are imported from the key
+stack, ``${AWS::...}`` are pseudo parameters; every physical name comes from
+:mod:`scrybe_kms.config.naming`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from scrybe_kms.config import EnvironmentConfig, naming
+from scrybe_kms.template.watched_events import Match, WatchedEvent
+
+__all__ = [
+    "ACCESS_DENIED_BURST",
+    "CIS_4_5_PATTERN",
+    "CIS_4_7_PATTERN",
+    "CIS_4_8_PATTERN",
+    "LiteralFilter",
+    "literal_filters",
+    "watched_events",
+]
+
+#: CIS AWS Foundations 4.7, 4.5 and 4.8 character for character: Security Hub CloudWatch.7, .5 and
+#: .8 fail if terms are added (decision D11). They are account-wide and stay beside our own filters.
+CIS_4_7_PATTERN = ("{($.eventSource=kms.amazonaws.com) && (($.eventName=DisableKey) || "
+                   "($.eventName=ScheduleKeyDeletion))}")
+CIS_4_5_PATTERN = ("{($.eventName=CreateTrail) || ($.eventName=UpdateTrail) || ($.eventName=DeleteTrail) || "
+                   "($.eventName=StartLogging) || ($.eventName=StopLogging)}")
+CIS_4_8_PATTERN = ("{($.eventSource=s3.amazonaws.com) && (($.eventName=PutBucketAcl) || "
+                   "($.eventName=PutBucketPolicy) || ($.eventName=PutBucketCors) || "
+                   "($.eventName=PutBucketLifecycle) || ($.eventName=PutBucketReplication) || "
+                   "($.eventName=DeleteBucketPolicy) || ($.eventName=DeleteBucketCors) || "
+                   "($.eventName=DeleteBucketLifecycle) || ($.eventName=DeleteBucketReplication))}")
+#: Access-denied calls on the PHI key within one 5-minute period that count as probing.
+ACCESS_DENIED_BURST = 5
+
+PHI_KEY = (Match("resources[0].ARN", ("${PhiKeyArn}",)),)
+AUDIT_KEY = (Match("resources[0].ARN", ("${AuditKeyArn}",)),)
+_ACCOUNT = "${AWS::Region}:${AWS::AccountId}"
+
+
+@dataclass(frozen=True)
+class LiteralFilter:
+    """A metric filter with a fixed pattern and no EventBridge twin (see :func:`literal_filters`)."""
+
+    title: str
+    description: str
+    pattern: str
+    threshold: int = 1
+
+
+def _key_event(title: str, name: str, description: str, *extra: Match) -> WatchedEvent:
+    return WatchedEvent(title, description, "kms", (name,), ((*PHI_KEY, *extra),))
+
+
+def _arn(service: str, resource: str) -> str:
+    return f"arn:${{AWS::Partition}}:{service}:{_ACCOUNT}:{resource}"
+
+
+def watched_events(cfg: EnvironmentConfig) -> tuple[WatchedEvent, ...]:
+    """Every event both channels report for this configuration."""
+    env = cfg.environment
+    trail = (naming.trail_name(env), _arn("cloudtrail", "trail/" + naming.trail_name(env)))
+    buckets = (naming.audit_bucket_name_sub(env), naming.access_log_bucket_name_sub(env))
+    topics = tuple(_arn("sns", naming.alarm_topic_name(env, kind)) for kind in ("alarms", "watchdog"))
+    queue = "*/${AWS::AccountId}/" + naming.dead_letter_queue_name(env)
+    found = [
+        _key_event("PhiKeyDisabled", "DisableKey",
+                   "The PHI master key was disabled: the application can no longer encrypt or decrypt PHI. "
+                   "Re-enable it (kms:EnableKey) if this was not planned."),
+        _key_event("PhiKeyDeletionScheduled", "ScheduleKeyDeletion",
+                   "Deletion of the PHI master key was scheduled: every record encrypted under it becomes "
+                   "unreadable when the waiting period ends. Cancel with kms:CancelKeyDeletion."),
+        _key_event("PhiKeyPolicyChanged", "PutKeyPolicy",
+                   "The PHI key policy was replaced. Admins keep PutKeyPolicy (KMS requires it), so this is how "
+                   "an admin could grant itself Decrypt: review the new policy now."),
+        # A grant an AWS service makes for a resource it manages carries userIdentity.invokedBy (D20).
+        _key_event("PhiKeyGrantCreated", "CreateGrant",
+                   "A grant was created directly on the PHI key (not by an AWS service for a resource it "
+                   "manages); grants give key use outside the key policy. Find out why.",
+                   Match("userIdentity.invokedBy", absent=True)),
+        _key_event("PhiKeyRotationDisabled", "DisableKeyRotation",
+                   "Automatic rotation of the PHI key was turned off (Security Hub KMS.4). Re-enable it."),
+        WatchedEvent("AuditKeyTampered",
+                     "The audit-path key (trail log group) was disabled, scheduled for deletion, re-policied, "
+                     "granted or lost rotation: CloudTrail's copy in CloudWatch Logs, and so every metric-filter "
+                     "alarm, may stop. This message came through EventBridge or a delivery heartbeat.",
+                     "kms", ("DisableKey", "ScheduleKeyDeletion", "PutKeyPolicy", "DisableKeyRotation", "CreateGrant"),
+                     (AUDIT_KEY,)),
+        WatchedEvent("KeyAliasChanged",
+                     "An alias of the PHI or audit key was created, retargeted or deleted. Applications use the key "
+                     "ARN, but anything still using the alias would follow it to another key: check its target.",
+                     "kms", ("CreateAlias", "UpdateAlias", "DeleteAlias"),
+                     ((Match("requestParameters.aliasName", (*cfg.aliases, naming.audit_alias(env))),),)),
+        WatchedEvent("AuditTrailTampered",
+                     "The audit trail was stopped, deleted, changed or had its event selectors replaced: the PHI "
+                     "key's use may no longer be recorded. Restore it (StartLogging, redeploy the stack).",
+                     "cloudtrail", ("StopLogging", "DeleteTrail", "UpdateTrail", "PutEventSelectors",
+                                    "PutInsightSelectors"),
+                     ((Match("requestParameters.name", trail),), (Match("requestParameters.trailName", trail),))),
+        WatchedEvent("AuditBucketTampered",
+                     "A control of an audit-log bucket changed (policy, lifecycle, versioning, Object Lock, "
+                     "encryption, logging, public access, replication, ACL or ownership): audit evidence may be "
+                     "exposed or erased. Review the change now.",
+                     "s3", ("PutBucketPolicy", "DeleteBucketPolicy", "PutBucketLifecycle", "DeleteBucketLifecycle",
+                            "PutBucketVersioning", "PutObjectLockConfiguration", "PutBucketEncryption",
+                            "DeleteBucketEncryption", "PutBucketLogging", "PutBucketPublicAccessBlock",
+                            "DeleteBucketPublicAccessBlock", "PutBucketReplication", "DeleteBucketReplication",
+                            "PutBucketAcl", "PutBucketOwnershipControls", "DeleteBucketOwnershipControls",
+                            "DeleteBucket"),
+                     ((Match("requestParameters.bucketName", buckets),),)),
+        WatchedEvent("AlarmPathTampered",
+                     "Part of the alarm path itself was changed or removed (an alarm, the trail's log group or a "
+                     "filter, the event rule, an alarm topic or the dead-letter queue). Review the change now.",
+                     None, (), (
+                         (Match("eventSource", ("monitoring.amazonaws.com",)),
+                          Match("eventName", ("DeleteAlarms", "DisableAlarmActions"))),
+                         (Match("eventSource", ("monitoring.amazonaws.com",)), Match("eventName", ("PutMetricAlarm",)),
+                          Match("requestParameters.alarmName", (naming.alarm_name_prefix(env) + "*",))),
+                         (Match("eventSource", ("logs.amazonaws.com",)),
+                          Match("eventName", ("DeleteLogGroup", "DeleteMetricFilter", "PutMetricFilter",
+                                              "PutRetentionPolicy", "DeleteRetentionPolicy", "DisassociateKmsKey",
+                                              "AssociateKmsKey")),
+                          Match("requestParameters.logGroupName", (naming.log_group_name(env),))),
+                         (Match("eventSource", ("events.amazonaws.com",)),
+                          Match("eventName", ("DisableRule", "DeleteRule", "PutRule")),
+                          Match("requestParameters.name", (naming.event_rule_name(env, "audit-events"),))),
+                         (Match("eventSource", ("events.amazonaws.com",)),
+                          Match("eventName", ("RemoveTargets", "PutTargets")),
+                          Match("requestParameters.rule", (naming.event_rule_name(env, "audit-events"),))),
+                         (Match("eventSource", ("sns.amazonaws.com",)),
+                          Match("eventName", ("DeleteTopic", "SetTopicAttributes", "RemovePermission",
+                                              "AddPermission", "Subscribe")),
+                          Match("requestParameters.topicArn", topics)),
+                         (Match("eventSource", ("sns.amazonaws.com",)), Match("eventName", ("Unsubscribe",)),
+                          Match("requestParameters.subscriptionArn", tuple(t + ":*" for t in topics))),
+                         (Match("eventSource", ("sqs.amazonaws.com",)),
+                          Match("eventName", ("DeleteQueue", "SetQueueAttributes", "PurgeQueue")),
+                          Match("requestParameters.queueUrl", (queue,))),
+                     )),
+    ]
+    if cfg.emergency_access_role_arn:
+        role = cfg.emergency_access_role_arn
+        found.append(WatchedEvent(
+            "EmergencyRoleUsed",
+            "The break-glass role was assumed or used. Every use must match an open incident; otherwise treat it "
+            "as a compromise.",
+            None, (), ((Match("userIdentity.sessionContext.sessionIssuer.arn", (role,)),),
+                       (Match("eventSource", ("sts.amazonaws.com",)), Match("eventName", ("AssumeRole",)),
+                        Match("requestParameters.roleArn", (role,)))),
+            include_failures=True))
+    return tuple(found)
+
+
+def literal_filters() -> tuple[LiteralFilter, ...]:
+    """Filter-only alarms: the CIS patterns (account-wide, verbatim), and a burst count EventBridge
+    cannot express (it matches events, it does not count them)."""
+    return (
+        LiteralFilter("KmsKeyDisabledOrDeletionScheduledCis47",
+                      "CIS 4.7: a customer-managed KMS key in this account was disabled or scheduled for deletion.",
+                      CIS_4_7_PATTERN),
+        LiteralFilter("CloudTrailConfigurationChangedCis45",
+                      "CIS 4.5: a CloudTrail trail in this account was created, updated, deleted, started or stopped.",
+                      CIS_4_5_PATTERN),
+        LiteralFilter("S3BucketPolicyChangedCis48",
+                      "CIS 4.8: an S3 bucket's ACL, policy, CORS, lifecycle or replication changed in this account.",
+                      CIS_4_8_PATTERN),
+        LiteralFilter("PhiKeyAccessDeniedBurst",
+                      f"{ACCESS_DENIED_BURST} or more denied KMS calls on the PHI key within 5 minutes: someone is "
+                      "probing for access, or a deployment lost its permissions.",
+                      '{ ($.eventSource = "kms.amazonaws.com") && (($.errorCode = "AccessDenied") || '
+                      '($.errorCode = "AccessDeniedException")) && ($.resources[0].ARN = "${PhiKeyArn}") }',
+                      threshold=ACCESS_DENIED_BURST),
+    )
