@@ -18,7 +18,8 @@ from tests.test_filter_patterns import CASES, rendered_patterns, resolve_sub
 KEY_EVENTS = {"PhiKeyDisabled", "PhiKeyDeletionScheduled", "PhiKeyPolicyChanged", "PhiKeyGrantCreated",
               "PhiKeyRotationDisabled", "AuditKeyTampered", "KeyAliasChanged"}
 #: Watched on both channels; the rest (CIS patterns, the burst) are filter-only.
-WATCHED = KEY_EVENTS | {"AuditTrailTampered", "AuditBucketTampered", "AlarmPathTampered", "EmergencyRoleUsed"}
+WATCHED = KEY_EVENTS | {"AuditTrailTampered", "AuditBucketTampered", "AlarmPathTampered", "AlarmDeliveryTampered",
+                        "EmergencyRoleUsed"}
 LITERAL = {"KmsKeyDisabledOrDeletionScheduledCis47", "CloudTrailConfigurationChangedCis45",
            "S3BucketPolicyChangedCis48", "PhiKeyAccessDeniedBurst"}
 HEALTH = {"TrailLogDeliveryStopped", "AuditEventRuleFailed", "AuditEventsDeadLettered", "AlarmTopicDeliveryFailed",

@@ -38,3 +38,7 @@ def test_templates_for_other_regions_lint_clean(region: str) -> None:
                  admin_role_arns=[f"arn:{partition}:iam::123456789012:role/admin"],
                  emergency_access_role_arn=None)
     assert findings(render(cfg), region) == []
+
+
+def test_alarm_template_lints_clean(alarm_rendered: dict[str, str], env: str, cfg: EnvironmentConfig) -> None:
+    assert findings(alarm_rendered[env], cfg.aws_region) == []

@@ -56,9 +56,9 @@ THREATS = (
     Threat("Delete the alarm topic or change who may publish to it", ("AlarmTopic", "AlarmTopicPolicy"),
            ("alarm:AuditEventRuleFailed", "alarm:AuditEventsDeadLettered", "alarm:AlarmTopicDeliveryFailed")),
     Threat("Delete the watchdog topic or change its policy", ("WatchdogTopic", "WatchdogTopicPolicy"),
-           ("rule:AlarmPathTampered", "alarm:AlarmPathTampered", "alarm:WatchdogTopicDeliveryFailed")),
+           ("rule:AlarmDeliveryTampered", "alarm:AlarmDeliveryTampered", "alarm:WatchdogTopicDeliveryFailed")),
     Threat("Purge or delete the dead-letter queue", ("AuditEventDeadLetterQueue", "AuditEventDeadLetterQueuePolicy"),
-           ("alarm:AlarmPathTampered", "rule:AlarmPathTampered")),
+           ("alarm:AlarmDeliveryTampered", "rule:AlarmDeliveryTampered")),
     Threat("Replace or delete a control through a stack update", ("*",),
            ("prevented:tests/test_threats.py::test_stack_policies_cover_every_control_resource",)),
 )

@@ -106,6 +106,10 @@ def dead_letter_queue(template: Template, *, environment: str, rule_title: str) 
         MessageRetentionPeriod=1_209_600,
         Tags=standard_tags(environment),
         Metadata=context("Keeps audit events EventBridge could not deliver to the alarm topic (14 days)."),
+        # Deleted with the stack, deliberately: its messages are copies of events the trail keeps for
+        # years, and a retained queue would block redeploying the stack under the same name.
+        DeletionPolicy="Delete",
+        UpdateReplacePolicy="Delete",
     ))
     template.add_resource(sqs.QueuePolicy(
         "AuditEventDeadLetterQueuePolicy",

@@ -39,6 +39,9 @@ ACCESS_DENIED_BURST = 5
 
 PHI_KEY = (Match("resources[0].ARN", ("${PhiKeyArn}",)),)
 AUDIT_KEY = (Match("resources[0].ARN", ("${AuditKeyArn}",)),)
+#: Calls that change something (CloudTrail's ``readOnly: false``): reading the logs, describing the
+#: rule or the topics is what auditors and scanners do all day, and must not page anyone.
+WRITE = Match("readOnly", (False,))
 _ACCOUNT = "${AWS::Region}:${AWS::AccountId}"
 
 
@@ -67,6 +70,7 @@ def watched_events(cfg: EnvironmentConfig) -> tuple[WatchedEvent, ...]:
     buckets = (naming.audit_bucket_name_sub(env), naming.access_log_bucket_name_sub(env))
     topics = tuple(_arn("sns", naming.alarm_topic_name(env, kind)) for kind in ("alarms", "watchdog"))
     queue = "*/${AWS::AccountId}/" + naming.dead_letter_queue_name(env)
+    rule = naming.event_rule_name(env, "audit-events")
     found = [
         _key_event("PhiKeyDisabled", "DisableKey",
                    "The PHI master key was disabled: the application can no longer encrypt or decrypt PHI. "
@@ -113,32 +117,30 @@ def watched_events(cfg: EnvironmentConfig) -> tuple[WatchedEvent, ...]:
                             "DeleteBucket"),
                      ((Match("requestParameters.bucketName", buckets),),)),
         WatchedEvent("AlarmPathTampered",
-                     "Part of the alarm path itself was changed or removed (an alarm, the trail's log group or a "
-                     "filter, the event rule, an alarm topic or the dead-letter queue). Review the change now.",
+                     "Part of the alarm path was changed or removed: an alarm (any DeleteAlarms or "
+                     "DisableAlarmActions in the account), the trail's log group or its filters, or the EventBridge "
+                     "rule and its targets. Review the change now.",
                      None, (), (
                          (Match("eventSource", ("monitoring.amazonaws.com",)),
                           Match("eventName", ("DeleteAlarms", "DisableAlarmActions"))),
-                         (Match("eventSource", ("monitoring.amazonaws.com",)), Match("eventName", ("PutMetricAlarm",)),
+                         (Match("eventName", ("PutMetricAlarm",)),
                           Match("requestParameters.alarmName", (naming.alarm_name_prefix(env) + "*",))),
-                         (Match("eventSource", ("logs.amazonaws.com",)),
-                          Match("eventName", ("DeleteLogGroup", "DeleteMetricFilter", "PutMetricFilter",
-                                              "PutRetentionPolicy", "DeleteRetentionPolicy", "DisassociateKmsKey",
-                                              "AssociateKmsKey")),
+                         (WRITE, Match("eventSource", ("logs.amazonaws.com",)),
                           Match("requestParameters.logGroupName", (naming.log_group_name(env),))),
-                         (Match("eventSource", ("events.amazonaws.com",)),
-                          Match("eventName", ("DisableRule", "DeleteRule", "PutRule")),
-                          Match("requestParameters.name", (naming.event_rule_name(env, "audit-events"),))),
-                         (Match("eventSource", ("events.amazonaws.com",)),
-                          Match("eventName", ("RemoveTargets", "PutTargets")),
-                          Match("requestParameters.rule", (naming.event_rule_name(env, "audit-events"),))),
-                         (Match("eventSource", ("sns.amazonaws.com",)),
-                          Match("eventName", ("DeleteTopic", "SetTopicAttributes", "RemovePermission",
-                                              "AddPermission", "Subscribe")),
+                         (WRITE, Match("eventSource", ("events.amazonaws.com",)),
+                          Match("requestParameters.name", (rule,))),
+                         (WRITE, Match("eventSource", ("events.amazonaws.com",)),
+                          Match("requestParameters.rule", (rule,))),
+                     )),
+        WatchedEvent("AlarmDeliveryTampered",
+                     "An alarm topic or the dead-letter queue was deleted, re-policied, purged or had its "
+                     "subscriptions changed: alarms may no longer reach people. Review the change now.",
+                     None, (), (
+                         (WRITE, Match("eventSource", ("sns.amazonaws.com",)),
                           Match("requestParameters.topicArn", topics)),
-                         (Match("eventSource", ("sns.amazonaws.com",)), Match("eventName", ("Unsubscribe",)),
+                         (WRITE, Match("eventSource", ("sns.amazonaws.com",)),
                           Match("requestParameters.subscriptionArn", tuple(t + ":*" for t in topics))),
-                         (Match("eventSource", ("sqs.amazonaws.com",)),
-                          Match("eventName", ("DeleteQueue", "SetQueueAttributes", "PurgeQueue")),
+                         (WRITE, Match("eventSource", ("sqs.amazonaws.com",)),
                           Match("requestParameters.queueUrl", (queue,))),
                      )),
     ]

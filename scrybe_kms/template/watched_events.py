@@ -48,22 +48,19 @@ class WatchedEvent:
     include_failures: bool = False
 
 
-def _value(value: Any) -> str:
-    """A value in a filter pattern: literal strings quoted, ``${...}`` left for ``Fn::Sub``."""
-    return '"' + str(value) + '"'
-
-
 def _term(match: Match) -> str:
     if match.absent:
         return f"($.{match.field} NOT EXISTS)"
-    terms = [f"($.{match.field} = {_value(v)})" for v in match.values]
+    terms = [f"($.{match.field} IS {str(v).upper()})" if isinstance(v, bool) else f'($.{match.field} = "{v}")'
+             for v in match.values]
     return terms[0] if len(terms) == 1 else "(" + " || ".join(terms) + ")"
 
 
 def filter_pattern(events: Sequence[WatchedEvent]) -> str:
-    """A CloudWatch Logs JSON filter pattern matching any of ``events`` (as a ``Fn::Sub`` body
-    when values hold ``${...}``)."""
-    alternatives = []
+    """A CloudWatch Logs JSON filter pattern matching any of ``events``: per event, the source, the
+    calls and "succeeded" once, then its alternatives (CloudWatch Logs caps a pattern at 1,024
+    characters, so nothing is repeated)."""
+    parts = []
     for event in events:
         names = " || ".join(f'($.eventName = "{n}")' for n in event.event_names)
         base = [f'($.eventSource = "{event.source}.amazonaws.com")'] if event.source else []
@@ -71,9 +68,14 @@ def filter_pattern(events: Sequence[WatchedEvent]) -> str:
             base.append(f"({names})" if len(event.event_names) > 1 else names)
         if not event.include_failures:
             base.append("($.errorCode NOT EXISTS)")
-        for matches in event.any_of:
-            alternatives.append("(" + " && ".join(base + [_term(m) for m in matches]) + ")")
-    body = alternatives[0] if len(alternatives) == 1 else " || ".join(alternatives)
+        alternatives = ["(" + " && ".join(_term(m) for m in matches) + ")" if len(matches) > 1 else _term(matches[0])
+                        for matches in event.any_of if matches]
+        if len(alternatives) > 1:
+            base.append("(" + " || ".join(alternatives) + ")")
+        elif alternatives:
+            base.append(alternatives[0])
+        parts.append(" && ".join(base))
+    body = parts[0] if len(parts) == 1 else " || ".join(f"({p})" for p in parts)
     return "{ " + body + " }"
 
 

@@ -76,10 +76,12 @@ def assume_role_event(role_arn: str, *, caller_arn: str = ADMIN_ROLE) -> dict[st
 
 
 def api_event(source: str, event_name: str, request_parameters: dict[str, Any], *, role_arn: str = ADMIN_ROLE,
-              error_code: str | None = None) -> dict[str, Any]:
-    """Any management call: ``source`` like ``cloudtrail``; parameters as the service records them."""
+              error_code: str | None = None, read_only: bool | None = None) -> dict[str, Any]:
+    """Any management call: ``source`` like ``cloudtrail``; parameters as the service records them;
+    ``readOnly`` as CloudTrail sets it (``Get*``, ``Describe*``, ``List*`` are read-only)."""
     event = kms_event(event_name, role_arn=role_arn, error_code=error_code, source=f"{source}.amazonaws.com")
     event["requestParameters"] = request_parameters
+    event["readOnly"] = event_name.startswith(("Get", "Describe", "List", "Filter")) if read_only is None else read_only
     event.pop("resources")
     return event
 
