@@ -24,6 +24,7 @@ ADMIN_ACTIONS = [
 ]
 
 ACCOUNT = {"Ref": "AWS::AccountId"}
+ROOT = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}
 CRYPTO_USE = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"]
 DEPLOYER = "arn:aws:iam::123456789012:role/scrybe-production-stack-deployer"
 BACKUP = "arn:aws:iam::123456789012:role/service-role/AWSBackupDefaultServiceRole"
@@ -77,12 +78,12 @@ PRODUCTION_PHI_POLICY: list[dict[str, Any]] = [
      "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"},
                    "StringEquals": {"kms:ViaService": via("backup", "dynamodb", "ec2", "rds", "s3"),
                                     "kms:CallerAccount": ACCOUNT}}},
-    {"Sid": "AwsConfigReadsKeyMetadata", "Effect": "Allow", "Principal": {"AWS": "*"},
+    {"Sid": "AwsConfigReadsKeyMetadata", "Effect": "Allow", "Principal": {"AWS": ROOT},
      "Action": ["kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:ListResourceTags"],
      "Resource": ["*"],
      "Condition": {"ArnEquals": {"aws:PrincipalArn": slr("config.amazonaws.com/AWSServiceRoleForConfig")},
                    "StringEquals": {"kms:CallerAccount": ACCOUNT}}},
-    {"Sid": "AccessAnalyzerReadsKeyMetadata", "Effect": "Allow", "Principal": {"AWS": "*"},
+    {"Sid": "AccessAnalyzerReadsKeyMetadata", "Effect": "Allow", "Principal": {"AWS": ROOT},
      "Action": ["kms:DescribeKey", "kms:GetKeyPolicy", "kms:ListGrants", "kms:ListKeyPolicies"],
      "Resource": ["*"],
      "Condition": {"ArnEquals": {"aws:PrincipalArn": slr(
@@ -149,26 +150,29 @@ def test_admins_get_no_crypto_and_no_way_to_grant_it() -> None:
     assert not [a for a in admin if "*" in a], "a wildcard could hide CreateGrant or crypto"
 
 
-#: The only statements allowed a wildcard principal, and the condition keys that must narrow it.
-WILDCARD_ALLOWS = {"AwsConfigReadsKeyMetadata": {"aws:PrincipalArn", "kms:CallerAccount"},
-                   "AccessAnalyzerReadsKeyMetadata": {"aws:PrincipalArn", "kms:CallerAccount"}}
+#: The only statements naming the account, and the condition keys that narrow each to one role.
+ACCOUNT_PRINCIPAL = {"AwsConfigReadsKeyMetadata": {"aws:PrincipalArn", "kms:CallerAccount"},
+                     "AccessAnalyzerReadsKeyMetadata": {"aws:PrincipalArn", "kms:CallerAccount"}}
 
 
 def test_no_account_root_or_anonymous_allow(template: dict[str, Any]) -> None:
-    """Only named principals: no IAM-policy delegation through root; a wildcard only in a Deny, or
-    in the compliance readers' Allow narrowed to one service-linked role and this account."""
+    """Only named principals: no Allow to '*', and the account only in the compliance readers'
+    statements, each narrowed by aws:PrincipalArn to one service-linked role (D1, D15), with no
+    action that touches data or grants."""
     for title in ("PhiKey", "AuditKey"):
         for statement in key_policy(template, title)["Statement"]:
             principal = statement["Principal"]
             assert principal != "*"
-            arns = [principal["AWS"]] if isinstance(principal.get("AWS"), str) else principal.get("AWS", [])
-            if arns == ["*"] and statement["Effect"] == "Allow":
+            arns = [principal["AWS"]] if isinstance(principal.get("AWS"), (str, dict)) else principal.get("AWS", [])
+            if statement["Effect"] == "Deny":
+                continue
+            if arns == [ROOT]:
                 keys = {k for block in statement["Condition"].values() for k in block}
-                assert keys == WILDCARD_ALLOWS[statement["Sid"]], statement["Sid"]
+                assert keys == ACCOUNT_PRINCIPAL[statement["Sid"]], statement["Sid"]
                 assert not set(statement["Action"]) & {"kms:Decrypt", "kms:Encrypt", "kms:CreateGrant", "kms:*"}
                 continue
             for arn in arns:
-                assert arn == "*" or (":role/" in arn and not arn.endswith(":root"))
+                assert isinstance(arn, str) and ":role/" in arn and not arn.endswith(":root"), arn
 
 
 def test_only_the_app_and_mfa_emergency_role_use_the_phi_key_directly(template: dict[str, Any],

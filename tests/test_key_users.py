@@ -121,8 +121,9 @@ def test_compliance_tools_read_metadata_and_nothing_more(title: str) -> None:
     }
     for sid, (path, actions) in expected.items():
         statement = policy[sid]
-        # A missing service-linked role must not make PutKeyPolicy fail: it is named in a condition.
-        assert statement["Principal"] == {"AWS": "*"}
+        # A missing service-linked role must not make PutKeyPolicy fail: it is named in a condition,
+        # and the principal is the account (its IAM policy must allow the call too).
+        assert statement["Principal"] == {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
         assert statement["Action"] == actions
         assert statement["Condition"] == {
             "ArnEquals": {"aws:PrincipalArn": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/" + path}},

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from scrybe_kms.config import EnvironmentConfig
-from scrybe_kms.derived.evaluator import Decision, Request
+from scrybe_kms.derived.evaluator import Decision, Request, prepare
 from scrybe_kms.derived.evaluator import evaluate as evaluate_request
 from scrybe_kms.derived.scenarios import KEY_ID, Scenario, key_arn, resolve, scenarios, values
 
@@ -68,7 +68,7 @@ ENCRYPTION_CONTEXT_ACTIONS = frozenset({
 
 def _decisions(template: Mapping[str, Any], cfg: EnvironmentConfig,
                key_title: str) -> dict[str, dict[str, Decision]]:
-    policy = resolve(template["Resources"][key_title]["Properties"]["KeyPolicy"], values(cfg, key_title))
+    policy = prepare(resolve(template["Resources"][key_title]["Properties"]["KeyPolicy"], values(cfg, key_title)))
     grid: dict[str, dict[str, Decision]] = {}
     for scenario in scenarios(cfg, template):
         row = {}
@@ -167,7 +167,7 @@ def _notes(template: Mapping[str, Any], grids: Mapping[str, Mapping[str, Mapping
                      "to requests S3 makes; any other Decrypt, and every other action on either key, is denied "
                      "(docs/decisions.md D16).")
     if any("(service-linked role)" in label and any(row.values()) for label, row in phi.items()):
-        notes.append("**AWS Config and IAM Access Analyzer: metadata only.** Allowed by `Principal: \"*\"` "
+        notes.append("**AWS Config and IAM Access Analyzer: metadata only.** Allowed to the account principal "
                      "narrowed to each service-linked role with `aws:PrincipalArn` and `kms:CallerAccount`, so "
                      "the policy deploys where those roles do not exist yet (docs/decisions.md D15).")
     federated = [label for label in phi if label.startswith("emergency role (federated")]

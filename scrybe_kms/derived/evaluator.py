@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
 
-__all__ = ["Decision", "Request", "UnsupportedPolicy", "evaluate"]
+__all__ = ["Decision", "Request", "UnsupportedPolicy", "evaluate", "prepare"]
 
 OPERATORS_URL = "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html"
 
@@ -110,11 +110,10 @@ def _strings(raw: Any, where: str) -> list[str]:
     return out
 
 
-def _condition(operator: str, key: str, wanted: list[str], context: Mapping[str, list[str]]) -> bool:
-    """One operator on one key. Missing keys follow OPERATORS_URL ("Important" box): positive
-    operators are false, negated ones true, ``...IfExists`` true, ``Null`` tests presence;
-    ForAllValues is true and ForAnyValue false on a missing or empty key
-    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-single-vs-multi-valued-context-keys.html)."""
+@lru_cache(maxsize=256)
+def _operator(operator: str) -> tuple[str, str, bool]:
+    """``ForAnyValue:StringLikeIfExists`` -> ``("ForAnyValue", "StringLike", True)``; anything this
+    module does not model raises."""
     qualifier, _, base = operator.rpartition(":")
     if qualifier not in ("", "ForAnyValue", "ForAllValues"):
         raise UnsupportedPolicy(f"unknown condition operator {operator!r}")
@@ -124,12 +123,26 @@ def _condition(operator: str, key: str, wanted: list[str], context: Mapping[str,
         raise UnsupportedPolicy(f"unknown condition operator {operator!r}")
     if qualifier and (base not in _SET_BASES or if_exists):
         raise UnsupportedPolicy(f"{operator!r}: set operators are supported on StringEquals/StringLike only")
-    for number in wanted if base == "NumericEquals" else ():  # checked even when the key is missing
+    return qualifier, base, if_exists
+
+
+def _check_values(operator: str, wanted: list[str]) -> None:
+    """Policy-side checks that do not depend on the request (so they raise even behind a false one)."""
+    _, base, _ = _operator(operator)
+    for number in wanted if base == "NumericEquals" else ():
         _numeric_equals("0", number)
+    if base == "Null" and any(w.lower() not in ("true", "false") for w in wanted):
+        raise UnsupportedPolicy(f"Null takes 'true' or 'false', got {wanted!r}")
+
+
+def _condition(operator: str, key: str, wanted: list[str], context: Mapping[str, list[str]]) -> bool:
+    """One operator on one key. Missing keys follow OPERATORS_URL ("Important" box): positive
+    operators are false, negated ones true, ``...IfExists`` true, ``Null`` tests presence;
+    ForAllValues is true and ForAnyValue false on a missing or empty key
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-single-vs-multi-valued-context-keys.html)."""
+    qualifier, base, if_exists = _operator(operator)
     values = context.get(key.lower(), [])
     if base == "Null":  # "true": the key must be absent; "false": present. Several values: OR.
-        if any(w.lower() not in ("true", "false") for w in wanted):
-            raise UnsupportedPolicy(f"Null takes 'true' or 'false', got {wanted!r}")
         return any((w.lower() == "true") == (not values) for w in wanted)
     if not values:
         if qualifier:
@@ -144,15 +157,6 @@ def _condition(operator: str, key: str, wanted: list[str], context: Mapping[str,
     if len(values) != 1:
         raise UnsupportedPolicy(f"{key!r} has several values: {operator!r} needs ForAnyValue:/ForAllValues:")
     return not hits[0] if base in _NEGATED else hits[0]
-
-
-def _conditions(block: Any, context: Mapping[str, list[str]]) -> bool:
-    """Operators AND, keys under one operator AND, values for one key OR (NOR when negated):
-    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-logic-multiple-context-keys-or-values.html.
-    Every entry is evaluated, so an unsupported operator raises even behind a false one."""
-    results = [_condition(op, key, _strings(raw, f"{op}/{key}"), context)
-               for op, keys in _mapping(block, "Condition").items() for key, raw in _mapping(keys, op).items()]
-    return all(results)
 
 
 def _mapping(value: Any, where: str) -> Mapping[str, Any]:
@@ -191,19 +195,79 @@ def _principal(element: Any, request: Request, callers: list[str], deny: bool, i
     return False
 
 
-def _element(statement: Mapping[str, Any], name: str, value: str, match: Callable[[str, str], bool]) -> bool:
-    """Action/NotAction or Resource/NotResource: exactly one of the pair, any pattern matching."""
-    positive, negative = statement.get(name), statement.get(f"Not{name}")
-    if (positive is None) == (negative is None):
-        raise UnsupportedPolicy(f"a statement needs exactly one of {name} and Not{name}")
-    hit = any(p == "*" or match(value, p) for p in _strings(positive if positive is not None else negative, name))
-    return hit if positive is not None else not hit
+@dataclass(frozen=True)
+class _Prepared:
+    """One statement, checked once and parsed for fast evaluation."""
+
+    sid: str
+    deny: bool
+    principal: Any
+    #: The Action (or NotAction) patterns as one case-insensitive regular expression.
+    actions: re.Pattern[str]
+    not_action: bool
+    resources: tuple[str, ...]
+    not_resource: bool
+    conditions: tuple[tuple[str, str, tuple[str, ...]], ...]
 
 
 _KNOWN = frozenset({"Sid", "Effect", "Principal", "Action", "NotAction", "Resource", "NotResource", "Condition"})
 
 
-def evaluate(policy: Mapping[str, Any], request: Request, *, iam_allows: bool = False) -> Decision:
+def _pair(statement: Mapping[str, Any], name: str) -> tuple[tuple[str, ...], bool]:
+    """Action/NotAction or Resource/NotResource: exactly one of the pair."""
+    positive, negative = statement.get(name), statement.get(f"Not{name}")
+    if (positive is None) == (negative is None):
+        raise UnsupportedPolicy(f"a statement needs exactly one of {name} and Not{name}")
+    return tuple(_strings(positive if positive is not None else negative, name)), positive is None
+
+
+def prepare(policy: Mapping[str, Any]) -> tuple[_Prepared, ...]:
+    """Check every statement of ``policy`` once (anything unsupported raises, even in a statement
+    that would not apply) and parse it; :func:`evaluate` accepts the result for repeated requests."""
+    statements = policy.get("Statement")
+    statements = [statements] if isinstance(statements, Mapping) else statements
+    if not isinstance(statements, list) or not statements:
+        raise UnsupportedPolicy("the policy has no Statement list")
+    prepared = []
+    for index, raw in enumerate(statements):
+        statement = _mapping(raw, f"Statement[{index}]")
+        if "NotPrincipal" in statement:
+            raise UnsupportedPolicy("NotPrincipal is not supported")
+        if unknown := set(statement) - _KNOWN:
+            raise UnsupportedPolicy(f"unknown statement elements {sorted(unknown)}")
+        effect = statement.get("Effect")
+        if effect not in ("Allow", "Deny"):
+            raise UnsupportedPolicy(f"Effect must be Allow or Deny, got {effect!r}")
+        if "Principal" not in statement:
+            raise UnsupportedPolicy("a key policy statement needs a Principal")
+        principal = statement["Principal"]
+        if principal != "*":
+            for kind, values in _mapping(principal, "Principal").items():
+                if kind not in ("AWS", "Service"):
+                    raise UnsupportedPolicy(f"Principal type {kind!r} is not supported")
+                _strings(values, f"Principal/{kind}")
+        conditions = []
+        for op, keys in _mapping(statement.get("Condition", {}), "Condition").items():
+            for key, raw_values in _mapping(keys, op).items():
+                wanted = _strings(raw_values, f"{op}/{key}")
+                _check_values(op, wanted)
+                conditions.append((op, key, tuple(wanted)))
+        action_globs, not_action = _pair(statement, "Action")
+        actions = re.compile("|".join(f"(?:{_pattern(g, True).pattern})" for g in action_globs),
+                             re.DOTALL | re.IGNORECASE)
+        resources, not_resource = _pair(statement, "Resource")
+        prepared.append(_Prepared(str(statement.get("Sid", f"#{index}")), effect == "Deny", principal, actions,
+                                  not_action, resources, not_resource, tuple(conditions)))
+    return tuple(prepared)
+
+
+def _matches(patterns: tuple[str, ...], negated: bool, value: str, match: Callable[[str, str], bool]) -> bool:
+    hit = any(p == "*" or match(value, p) for p in patterns)
+    return hit if not negated else not hit
+
+
+def evaluate(policy: Mapping[str, Any] | tuple[_Prepared, ...], request: Request, *,
+             iam_allows: bool = False) -> Decision:
     """Decide ``request`` against the key policy ``policy`` (intrinsic functions already resolved).
 
     Actions match case-insensitively with ``*``/``?``
@@ -223,31 +287,15 @@ def evaluate(policy: Mapping[str, Any], request: Request, *, iam_allows: bool = 
     if request.principal_arn is not None:
         context.setdefault("aws:principalarn", [request.principal_arn])
     callers = context.get("aws:principalarn", []) if request.service is None else []
-    statements = policy.get("Statement")
-    statements = [statements] if isinstance(statements, Mapping) else statements
-    if not isinstance(statements, list) or not statements:
-        raise UnsupportedPolicy("the policy has no Statement list")
+    statements = policy if isinstance(policy, tuple) else prepare(policy)
     denies: list[str] = []
     allows: list[str] = []
-    for index, raw in enumerate(statements):
-        statement = _mapping(raw, f"Statement[{index}]")
-        if "NotPrincipal" in statement:
-            raise UnsupportedPolicy("NotPrincipal is not supported")
-        if unknown := set(statement) - _KNOWN:
-            raise UnsupportedPolicy(f"unknown statement elements {sorted(unknown)}")
-        effect = statement.get("Effect")
-        if effect not in ("Allow", "Deny"):
-            raise UnsupportedPolicy(f"Effect must be Allow or Deny, got {effect!r}")
-        if "Principal" not in statement:
-            raise UnsupportedPolicy("a key policy statement needs a Principal")
-        checks = [
-            _principal(statement["Principal"], request, callers, effect == "Deny", iam_allows),
-            _element(statement, "Action", request.action, lambda v, p: _like(v, p, ignore_case=True)),
-            _element(statement, "Resource", request.resource, _arn_like),
-            _conditions(statement.get("Condition", {}), context),
-        ]
-        if all(checks):
-            (denies if effect == "Deny" else allows).append(str(statement.get("Sid", f"#{index}")))
+    for statement in statements:
+        if ((statement.actions.fullmatch(request.action) is None) == statement.not_action
+                and _matches(statement.resources, statement.not_resource, request.resource, _arn_like)
+                and _principal(statement.principal, request, callers, statement.deny, iam_allows)
+                and all(_condition(op, key, list(wanted), context) for op, key, wanted in statement.conditions)):
+            (denies if statement.deny else allows).append(statement.sid)
     if denies:
         return Decision(False, "explicit deny", tuple(denies))
     if allows:

@@ -105,7 +105,11 @@ def dead_letter_queue(template: Template, *, environment: str, rule_title: str) 
         SqsManagedSseEnabled=True,
         MessageRetentionPeriod=1_209_600,
         Tags=standard_tags(environment),
-        Metadata=context("Keeps audit events EventBridge could not deliver to the alarm topic (14 days)."),
+        Metadata=context("Keeps audit events EventBridge could not deliver to the alarm topic (14 days).",
+                         must=["SQS-managed encryption, no KMS key: nothing on the alarm path uses a key"],
+                         checkov={"skip": [{"id": "CKV_AWS_27", "comment": "Encrypted with SQS-managed keys "
+                                            "(SqsManagedSseEnabled); no KMS key on the alarm path, which the person "
+                                            "an alarm reports could disable (docs/decisions.md D26)."}]}),
         # Deleted with the stack, deliberately: its messages are copies of events the trail keeps for
         # years, and a retained queue would block redeploying the stack under the same name.
         DeletionPolicy="Delete",

@@ -24,6 +24,7 @@ from awacs.aws import (
     Statement,
     StringEquals,
 )
+from troposphere import Sub
 
 from scrybe_kms.config import ConfigError
 from scrybe_kms.template import condition_keys as keys
@@ -188,11 +189,13 @@ def allow_emergency_access(role_arn: str, mfa: EmergencyMfa = "session") -> Stat
 def allow_compliance_reader(sid: str, role_arn: Any, actions: Sequence[Action], account: Any) -> Statement:
     """A compliance tool's service-linked role reads key metadata. That role exists only once the
     tool is enabled, and naming a missing role makes ``PutKeyPolicy`` fail ("invalid principals"),
-    so the principal is ``*`` narrowed by ``aws:PrincipalArn`` (ARNs in conditions are not resolved
-    or checked) and ``kms:CallerAccount`` (decision D15): the statement deploys in every account and
-    matches nobody until the role exists."""
-    return statement(Allow, sid, AWSPrincipal("*"), actions, ["*"],
-                     conditions(ArnEquals(keys.PRINCIPAL_ARN, role_arn), StringEquals(keys.CALLER_ACCOUNT, account)))
+    so the principal is this account, narrowed by ``aws:PrincipalArn`` to that one role (ARNs in
+    conditions are not resolved or checked) and ``kms:CallerAccount`` (decision D15). The role's own
+    managed IAM policy must allow the call too, as it does; no other identity in the account can be
+    granted anything by this statement."""
+    return statement(Allow, sid, AWSPrincipal(Sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:root")), actions,
+                     ["*"], conditions(ArnEquals(keys.PRINCIPAL_ARN, role_arn),
+                                       StringEquals(keys.CALLER_ACCOUNT, account)))
 
 
 def allow_log_readers(sid: str, role_arns: Sequence[str], *, s3_endpoint: Any, account: Any) -> Statement:
