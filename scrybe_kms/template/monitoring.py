@@ -69,7 +69,10 @@ def watched_events(cfg: EnvironmentConfig) -> tuple[WatchedEvent, ...]:
     trail = (naming.trail_name(env), _arn("cloudtrail", "trail/" + naming.trail_name(env)))
     buckets = (naming.audit_bucket_name_sub(env), naming.access_log_bucket_name_sub(env))
     topics = tuple(_arn("sns", naming.alarm_topic_name(env, kind)) for kind in ("alarms", "watchdog"))
-    queue = "*/${AWS::AccountId}/" + naming.dead_letter_queue_name(env)
+    # The queue URL as the caller passed it: the current and the legacy SQS endpoint forms (only a
+    # trailing * is documented as a wildcard in filter patterns, so both are spelled out).
+    queue = tuple(f"https://{host}/${{AWS::AccountId}}/{naming.dead_letter_queue_name(env)}"
+                  for host in ("sqs.${AWS::Region}.amazonaws.com", "${AWS::Region}.queue.amazonaws.com"))
     rule = naming.event_rule_name(env, "audit-events")
     found = [
         _key_event("PhiKeyDisabled", "DisableKey",
@@ -141,7 +144,7 @@ def watched_events(cfg: EnvironmentConfig) -> tuple[WatchedEvent, ...]:
                          (WRITE, Match("eventSource", ("sns.amazonaws.com",)),
                           Match("requestParameters.subscriptionArn", tuple(t + ":*" for t in topics))),
                          (WRITE, Match("eventSource", ("sqs.amazonaws.com",)),
-                          Match("requestParameters.queueUrl", (queue,))),
+                          Match("requestParameters.queueUrl", queue)),
                      )),
     ]
     if cfg.emergency_access_role_arn:
