@@ -7,7 +7,6 @@ polling through a rollback; and report failures with CloudFormation's reasons.
 
 from __future__ import annotations
 
-import io
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,9 +14,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from scrybe_kms.deploy import DeployError, DeployOptions
-from scrybe_kms.deploy.run import _Deployment
-from tests.helpers import config
+from scrybe_kms.deploy import DeployError
+from scrybe_kms.deploy.events import execute_and_follow
 
 STACK = "scrybe-kms-production"
 STACK_ID = f"arn:aws:cloudformation:us-west-2:123456789012:stack/{STACK}/1"
@@ -39,18 +37,22 @@ def described(status: str) -> dict[str, Any]:
                         "Outputs": [{"OutputKey": "KmsKeyId", "OutputValue": "k-1"}]}]}
 
 
+class Run:
+    """A stubbed CloudFormation client and what ``execute_and_follow`` printed."""
+
+    def __init__(self) -> None:
+        self.cf = boto3.client("cloudformation", region_name="us-west-2", aws_access_key_id="x",
+                               aws_secret_access_key="x")
+        self.printed: list[str] = []
+
+    def execute(self, change_set: str) -> Any:
+        return execute_and_follow(self.cf, STACK, change_set, self.printed.append, poll_seconds=0)
+
+
 @pytest.fixture
-def deployment() -> tuple[_Deployment, Stubber, io.StringIO]:
-    """A deployment bound to a stubbed client; ``__init__`` (which talks to STS) is skipped."""
-    run = _Deployment.__new__(_Deployment)
-    run.opts = DeployOptions(environment="production", poll_seconds=0)
-    run.out = io.StringIO()
-    run.cfg = config()
-    run.stack = STACK
-    run.endpoint = None
-    run.cf = boto3.client("cloudformation", region_name="us-west-2", aws_access_key_id="x",
-                          aws_secret_access_key="x")
-    return run, Stubber(run.cf), run.out
+def deployment() -> tuple[Run, Stubber, list[str]]:
+    run = Run()
+    return run, Stubber(run.cf), run.printed
 
 
 def expect_start(stubber: Stubber) -> None:
@@ -75,8 +77,8 @@ def test_every_event_is_printed_once_in_order_across_pages(deployment: Any) -> N
     with stubber:
         stack = run.execute("cs")
     stubber.assert_no_pending_responses()
-    assert stack["StackStatus"] == "UPDATE_COMPLETE"
-    printed = [line.split()[2] for line in out.getvalue().splitlines()]
+    assert stack.status == "UPDATE_COMPLETE"
+    printed = [line.split()[2] for line in out]
     assert printed == [STACK] + [f"Topic{n}" for n in range(2, 120)] + [STACK]
 
 
@@ -100,7 +102,7 @@ def test_polling_goes_on_through_a_rollback_and_reports_the_reason(deployment: A
     message = str(raised.value)
     assert message.startswith(f"deploy failed: {STACK} is UPDATE_ROLLBACK_COMPLETE")
     assert "UPDATE_FAILED          AuditLogBucket (AWS::S3::Bucket) Bucket name not valid" in message
-    assert out.getvalue().count("AuditLogBucket") == 1
+    assert sum("AuditLogBucket" in line for line in out) == 1
 
 
 def test_resource_events_alone_never_end_the_wait(deployment: Any) -> None:
@@ -114,6 +116,6 @@ def test_resource_events_alone_never_end_the_wait(deployment: Any) -> None:
     stubber.add_response("describe_stack_events", {"StackEvents": [event(9, "X", "Y")]}, {"StackName": STACK})
     stubber.add_response("describe_stacks", described("UPDATE_COMPLETE"), {"StackName": STACK})
     with stubber:
-        assert run.execute("cs")["StackStatus"] == "UPDATE_COMPLETE"
+        assert run.execute("cs").status == "UPDATE_COMPLETE"
     stubber.assert_no_pending_responses()
-    assert len(out.getvalue().splitlines()) == 9
+    assert len(out) == 9

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 HOME = ROOT / ".emulator"
 VENV = HOME / "venv"
 REQUIREMENTS = Path(__file__).with_name("localstack-requirements.txt")
-SERVICES = "cloudformation,kms,s3,cloudtrail,logs,cloudwatch,sns,iam,sts,events"
+SERVICES = "cloudformation,kms,s3,cloudtrail,logs,cloudwatch,sns,sqs,iam,sts,events"
 
 
 def python313() -> str:

@@ -21,6 +21,8 @@ from scrybe_kms.template import TemplateTooLarge
 __all__ = ["main", "run_stack"]
 
 PROG = "scrybe-kms"
+#: ``scrybe_kms.deploy.options.STACK_CHOICES``, written out: importing the deploy package pulls in boto3.
+STACK_CHOICES = ("all", "keys", "alarms")
 
 
 def _error(message: str) -> int:
@@ -84,17 +86,24 @@ def _parser() -> argparse.ArgumentParser:
     def aws_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("env", choices=ENVIRONMENTS, help="environment")
         p.add_argument("--stacks", type=Path, default=Path("stacks"), help="stack files directory (default: stacks)")
-        p.add_argument("--stack-name", help="CloudFormation stack name (default: scrybe-kms-<env>)")
+        p.add_argument("--stack-name", help="the key stack's name (default: scrybe-kms-<env>); deploy names the "
+                                            "alarm stack <name>-alarms")
         p.add_argument("--env-file", type=Path, help="merge the AWS_KMS_* lines into this .env file")
         p.add_argument("--profile", help="AWS profile (default: AWS_PROFILE / the default chain)")
         p.add_argument("--region", help="AWS region (default: AWS_REGION / the profile's); must match the config")
         p.add_argument("--endpoint-url", help="AWS endpoint, e.g. a local emulator (default: AWS_ENDPOINT_URL)")
 
-    d = sub.add_parser("deploy", help="create a change set, show the plan, refuse unsafe changes, execute")
+    d = sub.add_parser("deploy", help="deploy the key stack, then the alarm stack: for each, create a change set, "
+                                      "show the plan, refuse unsafe changes, execute")
     aws_options(d)
-    d.add_argument("--template-file", type=Path, help="deploy this template instead of building one")
-    d.add_argument("--plan", action="store_true", help="print the plan and stop; execute nothing")
-    e = sub.add_parser("env-config", help="print (or --env-file: merge) an existing stack's .env lines")
+    d.add_argument("--stack", choices=STACK_CHOICES, default="all",
+                   help="deploy both stacks, key stack first (all, the default), or only one")
+    d.add_argument("--template-file", type=Path,
+                   help="the key stack's template, e.g. out/<env>.json (default: build it)")
+    d.add_argument("--alarms-template-file", type=Path,
+                   help="the alarm stack's template, e.g. out/<env>.alarms.json (default: build it)")
+    d.add_argument("--plan", action="store_true", help="print the plans and stop; execute nothing")
+    e = sub.add_parser("env-config", help="print (or --env-file: merge) an existing key stack's .env lines")
     aws_options(e)
     return parser
 
@@ -110,7 +119,8 @@ def _aws_command(args: argparse.Namespace) -> int:
     opts = DeployOptions(
         environment=args.env, stacks_dir=args.stacks, stack_name=args.stack_name, env_file=args.env_file,
         profile=args.profile, region=args.region, endpoint_url=args.endpoint_url,
-        template_file=getattr(args, "template_file", None), plan_only=getattr(args, "plan", False))
+        template_file=getattr(args, "template_file", None), plan_only=getattr(args, "plan", False),
+        stack=getattr(args, "stack", "all"), alarms_template_file=getattr(args, "alarms_template_file", None))
     try:
         return (deploy if args.command == "deploy" else env_config)(opts, sys.stdout)
     except ConfigError as exc:

@@ -8,7 +8,9 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["merge_env", "parse_env_lines", "write_env_file"]
+from scrybe_kms.deploy.errors import DeployError
+
+__all__ = ["merge_env", "parse_env_lines", "write_env_file", "write_env_outputs"]
 
 _ASSIGNMENT = re.compile(r"^(?P<export>\s*(?:export\s+)?)(?P<key>[A-Za-z_][A-Za-z0-9_]*)=")
 
@@ -52,3 +54,13 @@ def write_env_file(path: Path, values: Mapping[str, str]) -> None:
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def write_env_outputs(path: Path, outputs: Mapping[str, str], stack: str) -> None:
+    """Merge the stack's ``EnvironmentConfig`` output into ``path``."""
+    if "EnvironmentConfig" not in outputs:
+        raise DeployError(f"stack {stack} has no EnvironmentConfig output to write")
+    try:
+        write_env_file(path, parse_env_lines(outputs["EnvironmentConfig"]))
+    except OSError as exc:
+        raise DeployError(f"could not write {path}: {exc.strerror or exc}") from None

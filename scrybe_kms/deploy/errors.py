@@ -1,4 +1,8 @@
-"""Errors the deploy tooling reports: one line (or a few) for a person, never a traceback."""
+"""Errors the deploy tooling reports: one line (or a few) for a person, never a traceback.
+
+AWS errors are told apart by the botocore error code (``error_code``), never by searching the text
+of an already translated ``DeployError``.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from contextlib import contextmanager
 
 import botocore.exceptions as boto_errors
 
-__all__ = ["DENIED", "DeployError", "Refused"]
+__all__ = ["DENIED", "DeployError", "Refused", "aws_errors", "error_code", "error_message"]
 
 DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnrecognizedClientException",
           "InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException", "SignatureDoesNotMatch"}
@@ -25,8 +29,17 @@ class Refused(DeployError):
     exit_code = 3
 
 
+def error_code(exc: boto_errors.ClientError) -> str:
+    """The service's error code (``ValidationError``, ``AccessDenied``, ...); ``""`` if absent."""
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def error_message(exc: boto_errors.ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Message", ""))
+
+
 @contextmanager
-def _aws_errors(action: str) -> Iterator[None]:
+def aws_errors(action: str) -> Iterator[None]:
     """Translate botocore's exceptions into one clear line."""
     try:
         yield
@@ -38,12 +51,9 @@ def _aws_errors(action: str) -> Iterator[None]:
     except boto_errors.EndpointConnectionError as exc:
         raise DeployError(f"cannot reach AWS while trying to {action}: {exc}") from None
     except boto_errors.ClientError as exc:
-        error = exc.response.get("Error", {})
-        code, message = error.get("Code", "?"), error.get("Message", str(exc))
+        code, message = error_code(exc) or "?", error_message(exc) or str(exc)
         if code in DENIED:
             raise DeployError(f"AWS denied the request to {action} ({code}): {message}") from None
         raise DeployError(f"could not {action} ({code}): {message}") from None
     except boto_errors.BotoCoreError as exc:
         raise DeployError(f"could not {action}: {exc}") from None
-
-

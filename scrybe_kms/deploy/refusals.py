@@ -8,6 +8,9 @@ Two independent checks, because neither is enough alone:
    changed (from the resource provider schemas cfn-lint ships), or one of the KMS key properties
    AWS refuses to change on an existing key (KeySpec, KeyUsage, Origin, MultiRegion). Emulators
    and even CloudFormation report some of these as a plain ``Modify``.
+
+The local check fails closed: if cfn-lint's schema for a protected resource's type cannot be read,
+the deploy is refused rather than run without the comparison.
 """
 
 from __future__ import annotations
@@ -17,13 +20,23 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from scrybe_kms.derived.stack_policy import protected_resources
+from scrybe_kms.deploy.errors import DeployError
+from scrybe_kms.derived.stack_policy import control_resources, protected_resources
 
-__all__ = ["Change", "changes_from", "format_plan", "local_problems", "refusals"]
+__all__ = ["PROTECTED_TYPES", "Change", "SchemaUnavailable", "changes_from", "format_plan", "local_problems",
+           "refusals"]
 
 #: AWS::KMS::Key properties an update cannot change: "the update request fails, regardless of the
 #: value of the UpdateReplacePolicy attribute" (CloudFormation resource reference).
 KMS_KEY_IMMUTABLE = ("KeySpec", "KeyUsage", "Origin", "MultiRegion")
+
+#: Types whose create-only properties must be known: without cfn-lint's schema for one of these,
+#: even "cfn-lint does not know this type" refuses the deploy.
+PROTECTED_TYPES = frozenset({"AWS::KMS::Key", "AWS::KMS::Alias", "AWS::S3::Bucket", "AWS::Logs::LogGroup"})
+
+
+class SchemaUnavailable(Exception):
+    """cfn-lint could not say which properties of a type are create-only."""
 
 
 @dataclass(frozen=True)
@@ -62,14 +75,30 @@ def format_plan(changes: Iterable[Change]) -> str:
 
 @cache
 def _create_only(resource_type: str, region: str) -> tuple[str, ...]:
-    from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+    """Top-level create-only properties of ``resource_type``, from cfn-lint's provider schemas.
 
+    Raises ``SchemaUnavailable`` unless the schema was read and has the expected shape. Only
+    cfn-lint's own "not found" for a type it does not know (not a failed load, which it reports
+    with the same exception chained to the cause) means "nothing to compare", and never for
+    ``PROTECTED_TYPES``."""
+    try:
+        from cfnlint.schema import PROVIDER_SCHEMA_MANAGER, ResourceNotFoundError
+    except ImportError as exc:
+        raise SchemaUnavailable(f"cfn-lint's schemas cannot be imported ({exc})") from exc
     try:
         schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema(region, resource_type).schema
-    except Exception:  # an unknown type: nothing to compare
+    except ResourceNotFoundError as exc:
+        if resource_type in PROTECTED_TYPES or exc.__cause__ is not None:
+            raise SchemaUnavailable(f"cfn-lint has no schema for {resource_type} in {region} ({exc})") from exc
         return ()
-    return tuple(p.removeprefix("/properties/") for p in schema.get("createOnlyProperties", [])
-                 if p.count("/") == 2)
+    except Exception as exc:  # any failure of cfn-lint's API, e.g. after an upgrade changed it
+        raise SchemaUnavailable(f"cfn-lint's schema for {resource_type} could not be loaded "
+                                f"({type(exc).__name__}: {exc})") from exc
+    paths = schema.get("createOnlyProperties", []) if isinstance(schema, Mapping) else None
+    if (not isinstance(schema, Mapping) or schema.get("typeName") != resource_type or not isinstance(paths, list)
+            or not all(isinstance(p, str) for p in paths)):
+        raise SchemaUnavailable(f"cfn-lint's schema for {resource_type} does not have the expected shape")
+    return tuple(p.removeprefix("/properties/") for p in paths if p.count("/") == 2)
 
 
 def local_problems(old: Mapping[str, Any], new: Mapping[str, Any], region: str) -> dict[str, str]:
@@ -90,7 +119,11 @@ def local_problems(old: Mapping[str, Any], new: Mapping[str, Any], region: str) 
             continue
         props_before, props_after = before.get("Properties", {}), after.get("Properties", {})
         kind = before["Type"]
-        for prop in _create_only(kind, region):
+        try:
+            create_only = _create_only(kind, region)
+        except SchemaUnavailable as exc:
+            raise DeployError(f"cannot check whether {title} ({kind}) would be replaced: {exc}; refusing") from None
+        for prop in create_only:
             if props_before.get(prop) != props_after.get(prop):
                 problems[title] = f"changing {prop} replaces it ({why})"
                 break
@@ -106,15 +139,25 @@ def local_problems(old: Mapping[str, Any], new: Mapping[str, Any], region: str) 
     return problems
 
 
+#: How to do on purpose what the stack policy forbids.
+OVERRIDE = ("the stack policy denies it; to do it on purpose, update with a temporary "
+            "--stack-policy-during-update-body, which CloudTrail records")
+
+
 def refusals(changes: Iterable[Change], old: Mapping[str, Any], new: Mapping[str, Any],
              region: str) -> list[str]:
-    """One line per protected resource this deployment would replace or remove; empty = safe."""
+    """One line per resource this deployment would replace or remove; empty = safe.
+
+    Protected resources (data) are refused with why; every other resource of the deployed stack is
+    a control the stack policy guards (``control_resources``), so replacing or removing it would
+    only fail halfway through the update: refused here, before anything runs."""
     protected = {**protected_resources(new), **protected_resources(old)}
+    controls = control_resources(old)
     reasons = dict(local_problems(old, new, region))
     for change in changes:
-        if change.logical_id not in protected or change.logical_id in reasons:
+        if change.logical_id in reasons or change.logical_id not in {**controls, **protected}:
             continue
-        why = protected[change.logical_id]
+        why = protected.get(change.logical_id) or f"{controls[change.logical_id]}; {OVERRIDE}"
         if change.action == "Remove":
             reasons[change.logical_id] = f"the change set removes it ({why})"
         elif change.action == "Modify" and change.replacement in ("True", "Conditional"):

@@ -32,7 +32,8 @@ def test_benchmark_deploys_both_tools_and_measures_from_the_final_event(emulator
     for account in accounts:
         session = boto3.Session(aws_access_key_id=account, aws_secret_access_key="test", region_name=REGION)
         cf = session.client("cloudformation", endpoint_url=emulator.endpoint)
-        assert cf.describe_stacks(StackName=benchmark.STACK)["Stacks"][0]["StackStatus"] == "UPDATE_COMPLETE"
+        assert cf.describe_stacks(StackName=benchmark.ALARM_STACK)["Stacks"][0]["StackStatus"] == "UPDATE_COMPLETE"
+        assert cf.describe_stacks(StackName=benchmark.STACK)["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
         topic = f"arn:aws:sns:{REGION}:{account}:scrybe-phi-key-alarms-production"
         attributes = session.client("sns", endpoint_url=emulator.endpoint).get_topic_attributes(TopicArn=topic)
         assert attributes["Attributes"]["DisplayName"] == "Scrybe PHI key alarms (benchmark 0)"

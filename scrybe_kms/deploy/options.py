@@ -1,0 +1,36 @@
+"""What ``scrybe-kms deploy`` and ``env-config`` were asked to do (the command line, as data)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+__all__ = ["STACK_CHOICES", "DeployOptions", "Say", "StackChoice"]
+
+#: Prints one line for the person at the terminal.
+Say = Callable[[str], None]
+
+#: Which of an environment's two stacks ``deploy`` works on: both (the key stack first), or one.
+StackChoice = Literal["all", "keys", "alarms"]
+STACK_CHOICES: tuple[StackChoice, ...] = ("all", "keys", "alarms")
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    environment: str
+    stacks_dir: Path = Path("stacks")
+    #: The key stack's template (e.g. ``out/<env>.json``); built from the configuration if absent.
+    template_file: Path | None = None
+    #: The key stack's name; the alarm stack is named after it, ``<stack_name>-alarms``.
+    stack_name: str | None = None
+    plan_only: bool = False
+    env_file: Path | None = None
+    profile: str | None = None
+    region: str | None = None
+    endpoint_url: str | None = None
+    poll_seconds: float = 1.0
+    stack: StackChoice = "all"
+    #: The alarm stack's template (e.g. ``out/<env>.alarms.json``); built if absent.
+    alarms_template_file: Path | None = None
