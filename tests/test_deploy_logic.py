@@ -214,7 +214,8 @@ def test_change_set_verdicts_are_honoured_too(templates: dict[str, dict[str, Any
                             "ResourceType": "AWS::CloudWatch::Alarm"}},
         {"ResourceChange": {"Action": "Modify", "LogicalResourceId": "WatchdogTopic",
                             "ResourceType": "AWS::SNS::Topic", "Replacement": "False"}},
-        {"ResourceChange": {"Action": "Add", "LogicalResourceId": "NewAlarm", "ResourceType": "AWS::CloudWatch::Alarm"}},
+        {"ResourceChange": {"Action": "Add", "LogicalResourceId": "NewAlarm",
+                            "ResourceType": "AWS::CloudWatch::Alarm"}},
     ])
     found = refusals(alarm_changes, a, a, "us-west-2")
     assert [line.split(":")[0] for line in found] == ["AlarmTopic", "PhiKeyDisabledAlarm"]
