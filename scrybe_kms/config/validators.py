@@ -68,7 +68,6 @@ _NOT_A_ROLE = (
     (re.compile(r"arn:[^:]*:iam::[^:]*:root$"), "an account root ARN, not a role ARN"),
     (re.compile(r"arn:[^:]*:sts::[^:]*:assumed-role/"),
      "an STS assumed-role session ARN; use the role's IAM ARN"),
-    (re.compile(r"arn:[^:]*:iam::[0-9]*:role/aws-service-role/"), "a service-linked role"),
 )
 
 

@@ -100,7 +100,7 @@ def build_template(cfg: EnvironmentConfig) -> Template:
                           kms=True)
 
     outputs.add_outputs(t, environment=env, key=phi, audit_key=audit, alias=cfg.primary_alias,
-                        trail=audit_trail.resource, bucket=logs_bucket.resource)
+                        trail=audit_trail, bucket=logs_bucket.resource)
     return t
 
 

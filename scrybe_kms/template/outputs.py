@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from troposphere import Export, GetAtt, ImportValue, Output, Ref, Sub, Template
+from troposphere import Export, ImportValue, Output, Ref, Sub, Template
 
 from scrybe_kms.config import naming
 from scrybe_kms.config.validators import environment as check_environment
 from scrybe_kms.template.key import KeyHandle
+from scrybe_kms.template.trail import TrailHandle
 
 __all__ = [
     "OUTPUTS",
@@ -40,7 +41,7 @@ OUTPUTS = {
 
 
 def add_outputs(template: Template, *, environment: str, key: KeyHandle, audit_key: KeyHandle, alias: str,
-                trail: Any, bucket: Any) -> None:
+                trail: TrailHandle, bucket: Any) -> None:
     """Add the outputs (the original six and the audit key ARN), each exported as
     ``scrybe-kms-<env>-<Output>``."""
     env_config = Sub(
@@ -52,7 +53,7 @@ def add_outputs(template: Template, *, environment: str, key: KeyHandle, audit_k
         "KmsKeyId": (key.key_id, "KMS key ID of the PHI master key"),
         "KmsKeyArn": (key.arn, "KMS key ARN of the PHI master key"),
         "KmsKeyAlias": (alias, "Primary alias of the PHI master key"),
-        "CloudTrailArn": (GetAtt(trail, "Arn"), "CloudTrail trail auditing the key"),
+        "CloudTrailArn": (trail.arn, "CloudTrail trail auditing the key"),
         "AuditLogsBucket": (Ref(bucket), "S3 bucket holding the audit logs"),
         "EnvironmentConfig": (env_config, "Lines for the application's .env file"),
         "AuditKeyArn": (audit_key.arn, "KMS key ARN of the audit-path key"),

@@ -29,8 +29,9 @@ __all__ = ["TrailHandle", "audit_trail", "trail_log_group"]
 
 @dataclass(frozen=True)
 class TrailHandle:
+    """What other builders need from the trail: its ARN (outputs, consumers)."""
+
     resource: cloudtrail.Trail
-    log_group: logs.LogGroup
 
     @property
     def arn(self) -> GetAtt:
@@ -136,4 +137,4 @@ def audit_trail(template: Template, *, environment: str, key: KeyHandle, bucket:
         # part of the key, which KMSKeyId already waits for.
         DependsOn=[bucket.policy_resource.title],
     ))
-    return TrailHandle(trail, log_group)
+    return TrailHandle(trail)
