@@ -178,8 +178,9 @@ def _notes(template: Mapping[str, Any], grids: Mapping[str, Mapping[str, Mapping
     if "emergency role with MFA" in phi:
         alarm = _alarm(template, "EmergencyRoleUsed")
         notes.append("**Emergency role, MFA only.** `kms:*` under `Bool aws:MultiFactorAuthPresent = true`: a "
-                     "session without MFA, or without the key at all (e.g. SAML or web-identity sign-in), is "
-                     "denied." + (f" Every use raises the alarm `{alarm}`." if alarm else ""))
+                     "session without MFA, or without the key at all (SAML, IAM Identity Center or web-identity "
+                     "sign-in, for which `emergency_access_mfa: identity-provider` exists), is denied."
+                     + (f" Every use raises the alarm `{alarm}`." if alarm else ""))
     if phi["CloudTrail, this trail"]["kms:Decrypt"]:
         why = ("A bucket in this template uses an S3 Bucket Key" if _bucket_key(template) else
                "No bucket in this template uses an S3 Bucket Key, so this may be unneeded")
@@ -211,8 +212,9 @@ def _notes(template: Mapping[str, Any], grids: Mapping[str, Mapping[str, Mapping
         notes.append("**CloudTrail, audit key: deny.** CloudTrail encrypts log files with the PHI key; the copy in "
                      "CloudWatch Logs is encrypted by CloudWatch Logs with the audit key.")
     if not any(g["other role, same account (IAM kms:*)"][a] for g in (phi, audit) for a in ACTIONS):
-        notes.append("**Other roles, even with IAM `kms:*`: deny.** Neither key policy names the account, so no "
-                     "IAM policy can grant use of these keys (https://docs.aws.amazon.com/kms/latest/"
+        notes.append("**Other roles, even with IAM `kms:*`: deny.** Neither key policy delegates to the account "
+                     "(the account appears only narrowed by `aws:PrincipalArn` to the two compliance roles), so "
+                     "no IAM policy can grant use of these keys (https://docs.aws.amazon.com/kms/latest/"
                      "developerguide/key-policies.html).")
     return notes
 
