@@ -33,7 +33,8 @@ def test_log_group_is_encrypted_with_the_audit_key_and_kept(template: dict[str, 
         "LogGroupName": f"/scrybe/kms/{cfg.environment}/cloudtrail",
         "KmsKeyId": {"Fn::GetAtt": ["AuditKey", "Arn"]},
         "RetentionInDays": cfg.audit_log_retention_days,
-        "Tags": group["Properties"]["Tags"],
+        "Tags": [{"Key": "Compliance", "Value": "HIPAA"}, {"Key": "DataClassification", "Value": "PHI"},
+                 {"Key": "Environment", "Value": cfg.environment}, {"Key": "ManagedBy", "Value": "scrybe-kms"}],
     }
     assert (group["DeletionPolicy"], group["UpdateReplacePolicy"]) == ("Retain", "Retain")
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from troposphere import Export, ImportValue, Output, Ref, Sub, Template
 
-from scrybe_kms.config import naming
+from scrybe_kms.config import Environment, naming
 from scrybe_kms.config.validators import environment as check_environment
 from scrybe_kms.template.key import KeyHandle
 from scrybe_kms.template.trail import TrailHandle
@@ -40,7 +40,7 @@ OUTPUTS = {
 }
 
 
-def add_outputs(template: Template, *, environment: str, key: KeyHandle, audit_key: KeyHandle, alias: str,
+def add_outputs(template: Template, *, environment: Environment, key: KeyHandle, audit_key: KeyHandle, alias: str,
                 trail: TrailHandle, bucket: Any) -> None:
     """Add the outputs (the original six and the audit key ARN), each exported as
     ``scrybe-kms-<env>-<Output>``."""
@@ -65,29 +65,29 @@ def add_outputs(template: Template, *, environment: str, key: KeyHandle, audit_k
         ))
 
 
-def import_output(environment: str, output: str) -> ImportValue:
+def import_output(environment: Environment, output: str) -> ImportValue:
     """``Fn::ImportValue`` of one of this library's outputs in ``environment``."""
     if output not in OUTPUTS:
         raise ValueError(f"'output' must be one of {', '.join(OUTPUTS)} (got {output!r})")
     return ImportValue(naming.export_name(check_environment("environment", environment), output))
 
 
-def kms_key_arn(environment: str) -> ImportValue:
+def kms_key_arn(environment: Environment) -> ImportValue:
     """For another Scrybe stack: ``KmsKeyArn=kms_key_arn("production")``."""
     return import_output(environment, "KmsKeyArn")
 
 
-def kms_key_id(environment: str) -> ImportValue:
+def kms_key_id(environment: Environment) -> ImportValue:
     return import_output(environment, "KmsKeyId")
 
 
-def kms_key_alias(environment: str) -> ImportValue:
+def kms_key_alias(environment: Environment) -> ImportValue:
     return import_output(environment, "KmsKeyAlias")
 
 
-def cloudtrail_arn(environment: str) -> ImportValue:
+def cloudtrail_arn(environment: Environment) -> ImportValue:
     return import_output(environment, "CloudTrailArn")
 
 
-def audit_logs_bucket(environment: str) -> ImportValue:
+def audit_logs_bucket(environment: Environment) -> ImportValue:
     return import_output(environment, "AuditLogsBucket")
