@@ -12,6 +12,7 @@ deploy both stacks, or the alarm stack alone.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import json
@@ -43,6 +44,12 @@ DESCRIPTIONS = {STACK: "scrybe-kms deploy production", ALARM_STACK: "scrybe-kms 
 EXPORTS = [{"ExportingStackId": STACK_ID, "Name": f"{STACK}-{name}", "Value": f"arn:aws:kms:us-west-2:1:key/{name}"}
            for name in ("KmsKeyArn", "AuditKeyArn")]
 NO_CHANGES = "The submitted information didn't contain changes. Submit different information to create a change set."
+#: How each named type's lookup answers "no such thing": (service, operation, error code or "" for an
+#: empty answer).
+FREE = {"AWS::KMS::Alias": ("kms", "describe_key", "NotFoundException"), "AWS::S3::Bucket": ("s3", "head_bucket", "404"),
+        "AWS::Logs::LogGroup": ("logs", "describe_log_groups", ""),
+        "AWS::CloudTrail::Trail": ("cloudtrail", "get_trail", "TrailNotFoundException"),
+        "AWS::SNS::Topic": ("sns", "get_topic_attributes", "NotFound")}
 OUTPUTS = [{"OutputKey": "KmsKeyId", "OutputValue": "k-1"},
            {"OutputKey": "EnvironmentConfig", "OutputValue": "AWS_KMS_KEY_ID=k-1\nAWS_KMS_REGION=us-west-2\n"}]
 
@@ -58,6 +65,8 @@ class Fake:
     stacks: list[str | None] = field(default_factory=list)
     out: io.StringIO = field(default_factory=io.StringIO)
 
+    services: dict[str, Any] = field(default_factory=dict)
+
     def deploy(self, template: dict[str, Any] | None = None, alarms: dict[str, Any] | None = None,
                **options: Any) -> int:
         """``deploy()`` of the key stack alone unless ``stack=`` says otherwise; ``template`` and
@@ -69,12 +78,42 @@ class Fake:
                 options[option] = path
         options.setdefault("stack", "keys")
         opts = DeployOptions("production", stacks_dir=STACKS, poll_seconds=0, **options)
-        with self.stubber:
+        with self.stubber, contextlib.ExitStack() as stubbed:
+            for _, stubber in self.services.values():
+                stubbed.enter_context(stubber)
             return deploy(opts, self.out, session_factory=self.session)
 
     def session(self, opts: DeployOptions, cfg: Any) -> AwsSession:
         assert cfg.environment == opts.environment == "production"
-        return AwsSession(self.cf, region="us-west-2", account="123456789012")
+        return AwsSession(self.cf, region="us-west-2", account="123456789012", make_client=self.client)
+
+    def client(self, service: str) -> Any:
+        """A stubbed client of another service (KMS, S3, ...), made on first use."""
+        if service not in self.services:
+            made = boto3.client(service, region_name="us-west-2", aws_access_key_id="x", aws_secret_access_key="x")
+            self.services[service] = (made, Stubber(made))
+
+            def record(model: Any, params: dict[str, Any], **_: Any) -> None:
+                self.calls.append(model.name)
+                self.stacks.append(None)
+
+            made.meta.events.register(f"provide-client-params.{made.meta.service_model.endpoint_prefix}.*", record)
+        return self.services[service][0]
+
+    def stub(self, service: str) -> Stubber:
+        self.client(service)
+        return self.services[service][1]
+
+    def expect_names_free(self, template: dict[str, Any] = TEMPLATE) -> None:
+        """The preflight finds none of the names a new stack would create."""
+        for title in sorted(template["Resources"]):
+            kind = template["Resources"][title]["Type"]
+            if kind in FREE:
+                service, operation, code = FREE[kind]
+                if code:
+                    self.stub(service).add_client_error(operation, code, "not found", 404)
+                else:
+                    self.stub(service).add_response(operation, {"logGroups": []})
 
     def expect(self, operation: str, response: dict[str, Any] | None = None, **params: Any) -> None:
         self.stubber.add_response(operation, response or {}, params or None)
@@ -99,7 +138,7 @@ class Fake:
                           **result: Any) -> None:
         self.expect("create_change_set", {"Id": "cs-arn"}, StackName=stack, ChangeSetName=ANY,
                     ChangeSetType=change_type, TemplateBody=json.dumps(new, separators=(",", ":"), sort_keys=True),
-                    Capabilities=CAPABILITIES, Description=DESCRIPTIONS[stack])
+                    Capabilities=CAPABILITIES, Description=DESCRIPTIONS[stack], ClientToken=ANY)
         self.expect("describe_change_set", {"Status": "CREATE_PENDING"}, StackName=stack, ChangeSetName=ANY)
         self.expect("describe_change_set", {"ExecutionStatus": "AVAILABLE", "Status": "CREATE_COMPLETE", **result},
                     StackName=stack, ChangeSetName=ANY)
@@ -109,7 +148,7 @@ class Fake:
 
     def expect_execution(self, events_newest_first: list[dict[str, Any]], final: str, stack: str = STACK) -> None:
         self.expect("describe_stack_events", {"StackEvents": [settled(0, "UPDATE_COMPLETE", stack)]}, StackName=stack)
-        self.expect("execute_change_set", StackName=stack, ChangeSetName=ANY)
+        self.expect("execute_change_set", StackName=stack, ChangeSetName=ANY, ClientRequestToken=ANY)
         self.expect("describe_stack_events", {"StackEvents": [*events_newest_first, settled(0, "X", stack)]},
                     StackName=stack)
         self.expect("describe_stacks", described(final, False, stack), StackName=stack)
@@ -308,8 +347,6 @@ def test_rolled_back_update_names_the_failed_events(fake: Fake) -> None:
 
 @pytest.mark.parametrize(("status", "message"), [
     ("ROLLBACK_COMPLETE", f"stack {STACK} is ROLLBACK_COMPLETE (its first create failed) and cannot be updated"),
-    ("UPDATE_IN_PROGRESS", f"stack {STACK} is busy (UPDATE_IN_PROGRESS)"),
-    ("UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS", "is busy"),
     ("SOMETHING_NEW", "unknown stack status SOMETHING_NEW"),
 ])
 def test_stack_that_cannot_be_updated_stops_everything(fake: Fake, status: str, message: str) -> None:
@@ -350,6 +387,7 @@ def test_plan_only_creates_prints_and_deletes_the_change_set(fake: Fake) -> None
 
 def test_plan_only_for_a_new_stack_also_removes_the_empty_review_stack(fake: Fake) -> None:
     fake.expect_error("describe_stacks", "ValidationError", f"Stack with id {STACK} does not exist", StackName=STACK)
+    fake.expect_names_free()
     fake.expect_change_set(TEMPLATE, "CREATE", **changes(("Add", "PhiKey", "AWS::KMS::Key", "")))
     fake.expect("delete_change_set", StackName=STACK, ChangeSetName=ANY)
     fake.expect_stack("REVIEW_IN_PROGRESS")
@@ -363,6 +401,7 @@ def test_plan_only_for_a_new_stack_also_removes_the_empty_review_stack(fake: Fak
 
 def test_create_sets_the_guards_once_the_stack_exists(fake: Fake) -> None:
     fake.expect_error("describe_stacks", "ValidationError", f"Stack with id {STACK} does not exist", StackName=STACK)
+    fake.expect_names_free()
     fake.expect_change_set(TEMPLATE, "CREATE", **changes(("Add", "PhiKey", "AWS::KMS::Key", "")))
     fake.expect_execution([stack_event(2, "CREATE_COMPLETE"), event(1, "PhiKey", "CREATE_COMPLETE", "AWS::KMS::Key")],
                           "CREATE_COMPLETE")
@@ -498,8 +537,8 @@ def test_stack_alarms_touches_only_the_alarm_stack(fake: Fake) -> None:
 
 def test_stack_name_names_the_alarm_stack_too(fake: Fake) -> None:
     fake.expect_exports()
-    fake.expect_stack("UPDATE_IN_PROGRESS", stack="blue-alarms")
-    with pytest.raises(DeployError, match="stack blue-alarms is busy"):
+    fake.expect_stack("ROLLBACK_COMPLETE", stack="blue-alarms")
+    with pytest.raises(DeployError, match="stack blue-alarms is ROLLBACK_COMPLETE"):
         fake.deploy(stack="alarms", stack_name="blue")
     assert fake.stacks == [None, "blue-alarms"]
 
@@ -518,6 +557,7 @@ def test_the_alarm_stack_needs_the_key_stacks_exports(fake: Fake) -> None:
 def test_plan_of_a_new_environment_plans_the_alarm_stack_later(fake: Fake) -> None:
     """The alarm stack's change set cannot exist before the key stack's exports do: say so, succeed."""
     fake.expect_missing()
+    fake.expect_names_free()
     fake.expect_change_set(TEMPLATE, "CREATE", **changes(("Add", "PhiKey", "AWS::KMS::Key", "")))
     fake.expect("delete_change_set", StackName=STACK, ChangeSetName=ANY)
     fake.expect_stack("REVIEW_IN_PROGRESS")

@@ -23,6 +23,10 @@ __all__ = ["main", "run_stack"]
 PROG = "scrybe-kms"
 #: ``scrybe_kms.deploy.options.STACK_CHOICES``, written out: importing the deploy package pulls in boto3.
 STACK_CHOICES = ("all", "keys", "alarms")
+#: ``scrybe_kms.deploy.options.DEFAULT_TIMEOUT``, written out for the same reason.
+DEFAULT_TIMEOUT = 10.0
+#: The exit status of a command stopped by Ctrl-C, as a shell reports it (128 + SIGINT).
+INTERRUPTED = 130
 
 
 def _error(message: str) -> int:
@@ -92,6 +96,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--profile", help="AWS profile (default: AWS_PROFILE / the default chain)")
         p.add_argument("--region", help="AWS region (default: AWS_REGION / the profile's); must match the config")
         p.add_argument("--endpoint-url", help="AWS endpoint, e.g. a local emulator (default: AWS_ENDPOINT_URL)")
+        p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                       help=f"seconds to wait for a connection and for each answer (default: {DEFAULT_TIMEOUT:g})")
 
     d = sub.add_parser("deploy", help="deploy the key stack, then the alarm stack: for each, create a change set, "
                                       "show the plan, refuse unsafe changes, execute")
@@ -103,6 +109,9 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--alarms-template-file", type=Path,
                    help="the alarm stack's template, e.g. out/<env>.alarms.json (default: build it)")
     d.add_argument("--plan", action="store_true", help="print the plans and stop; execute nothing")
+    d.add_argument("--adopt", action="store_true",
+                   help="the key stack was deleted: import the keys, aliases, buckets and log group it retained "
+                        "into a new stack, then update it to the full template (creates no new key)")
     e = sub.add_parser("env-config", help="print (or --env-file: merge) an existing key stack's .env lines")
     aws_options(e)
     return parser
@@ -120,13 +129,14 @@ def _aws_command(args: argparse.Namespace) -> int:
         environment=args.env, stacks_dir=args.stacks, stack_name=args.stack_name, env_file=args.env_file,
         profile=args.profile, region=args.region, endpoint_url=args.endpoint_url,
         template_file=getattr(args, "template_file", None), plan_only=getattr(args, "plan", False),
-        stack=getattr(args, "stack", "all"), alarms_template_file=getattr(args, "alarms_template_file", None))
+        stack=getattr(args, "stack", "all"), alarms_template_file=getattr(args, "alarms_template_file", None),
+        adopt=getattr(args, "adopt", False), timeout=args.timeout)
     try:
         return (deploy if args.command == "deploy" else env_config)(opts, sys.stdout)
     except ConfigError as exc:
         return _error(str(exc))
     except DeployError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(f"{PROG}: {'error: ' if exc.exit_code != INTERRUPTED else ''}{exc}", file=sys.stderr)
         return exc.exit_code
 
 
@@ -134,4 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "build":
         return build(args.env or list(ENVIRONMENTS), args.out, args.stacks)
-    return _aws_command(args)
+    try:
+        return _aws_command(args)
+    except KeyboardInterrupt:  # before the deploy reached AWS (while importing or building)
+        print(f"{PROG}: interrupted before any stack was touched; nothing was changed", file=sys.stderr)
+        return INTERRUPTED

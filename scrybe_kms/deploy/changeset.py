@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scrybe_kms.deploy.errors import DeployError, aws_errors
+from scrybe_kms.deploy.patience import patiently
 from scrybe_kms.deploy.stack import StackState, read_stack
 
 __all__ = ["CAPABILITIES", "ChangeSet", "create", "discard", "new_name"]
@@ -26,12 +27,14 @@ NO_CHANGES_REASON = "The submitted information didn't contain changes."
 #: only for a FAILED, unexecutable change set; anything else that failed is an error.
 NO_CHANGES_FALLBACK = ("No updates are to be performed",)
 _PENDING = ("CREATE_PENDING", "CREATE_IN_PROGRESS")
+#: Change set types that make a new (REVIEW_IN_PROGRESS) stack until they are executed.
+NEW_STACK = ("CREATE", "IMPORT")
 
 
 @dataclass(frozen=True)
 class ChangeSet:
     name: str
-    change_type: str  # CREATE or UPDATE
+    change_type: str  # CREATE, UPDATE or IMPORT
     status: str
     execution_status: str = ""
     reason: str = ""
@@ -53,18 +56,27 @@ def new_name() -> str:
 
 
 def create(cf: Any, stack: str, body: str, change_type: str, description: str, poll_seconds: float,
-           name: str | None = None) -> ChangeSet:
-    """Create a change set and wait until CloudFormation has worked it out (or failed to)."""
+           name: str | None = None, resources_to_import: list[dict[str, Any]] | None = None) -> ChangeSet:
+    """Create a change set and wait until CloudFormation has worked it out (or failed to).
+
+    ``ClientToken`` (the name) makes botocore's retries of CreateChangeSet safe; the polls that
+    follow are tried again on transient failures."""
     name = name or new_name()
+    extra: dict[str, Any] = {"ResourcesToImport": resources_to_import} if resources_to_import else {}
     with aws_errors(f"create a change set for {stack}"):
         cf.create_change_set(StackName=stack, ChangeSetName=name, ChangeSetType=change_type, TemplateBody=body,
-                             Capabilities=CAPABILITIES, Description=description)
-        while (described := cf.describe_change_set(StackName=stack, ChangeSetName=name))["Status"] in _PENDING:
+                             Capabilities=CAPABILITIES, Description=description, ClientToken=name, **extra)
+
+        def describe(**more: str) -> dict[str, Any]:
+            return dict(patiently(lambda: cf.describe_change_set(StackName=stack, ChangeSetName=name, **more),
+                                  f"describe change set {name}", poll_seconds))
+
+        while (described := describe())["Status"] in _PENDING:
             time.sleep(poll_seconds)
         changes = list(described.get("Changes", []))
         token = described.get("NextToken")
         while token:
-            page = cf.describe_change_set(StackName=stack, ChangeSetName=name, NextToken=token)
+            page = describe(NextToken=token)
             changes += page.get("Changes", [])
             token = page.get("NextToken")
     found = ChangeSet(name, change_type, str(described["Status"]), str(described.get("ExecutionStatus", "")),
@@ -80,6 +92,6 @@ def discard(cf: Any, stack: str, change_set: ChangeSet) -> None:
     CloudFormation made for it (it holds no resources)."""
     with aws_errors(f"delete change set {change_set.name}"):
         cf.delete_change_set(StackName=stack, ChangeSetName=change_set.name)
-    if change_set.change_type == "CREATE" and read_stack(cf, stack).state is StackState.REVIEW_IN_PROGRESS:
+    if change_set.change_type in NEW_STACK and read_stack(cf, stack).state is StackState.REVIEW_IN_PROGRESS:
         with aws_errors(f"delete the empty stack {stack}"):
             cf.delete_stack(StackName=stack)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["STACK_CHOICES", "DeployOptions", "Say", "StackChoice"]
+__all__ = ["DEFAULT_TIMEOUT", "STACK_CHOICES", "DeployOptions", "Say", "StackChoice"]
 
 #: Prints one line for the person at the terminal.
 Say = Callable[[str], None]
@@ -15,6 +15,10 @@ Say = Callable[[str], None]
 #: Which of an environment's two stacks ``deploy`` works on: both (the key stack first), or one.
 StackChoice = Literal["all", "keys", "alarms"]
 STACK_CHOICES: tuple[StackChoice, ...] = ("all", "keys", "alarms")
+
+#: Seconds to wait for a connection, and then for an answer, before a try counts as failed
+#: (botocore's own default is 60 s each, times its retries: minutes for a dead endpoint; D43).
+DEFAULT_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -34,3 +38,7 @@ class DeployOptions:
     stack: StackChoice = "all"
     #: The alarm stack's template (e.g. ``out/<env>.alarms.json``); built if absent.
     alarms_template_file: Path | None = None
+    #: Bring back what a deleted key stack retained (keys, aliases, buckets, log group) with a
+    #: CloudFormation import, then update to the full template (D40).
+    adopt: bool = False
+    timeout: float = DEFAULT_TIMEOUT

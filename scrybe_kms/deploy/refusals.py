@@ -4,7 +4,7 @@ Two independent checks, because neither is enough alone:
 
 1. What CloudFormation's change set says (``Action: Remove``, ``Replacement: True/Conditional``).
 2. A local comparison of the deployed and the new template: a protected resource removed or
-   renamed, its type changed, its ``DeletionPolicy: Retain`` dropped, a create-only property
+   renamed, its type changed, its ``DeletionPolicy`` or ``UpdateReplacePolicy: Retain`` dropped, a create-only property
    changed (from the resource provider schemas cfn-lint ships), or one of the KMS key properties
    AWS refuses to change on an existing key (KeySpec, KeyUsage, Origin, MultiRegion). Emulators
    and even CloudFormation report some of these as a plain ``Modify``.
@@ -29,6 +29,10 @@ __all__ = ["PROTECTED_TYPES", "Change", "SchemaUnavailable", "changes_from", "fo
 #: AWS::KMS::Key properties an update cannot change: "the update request fails, regardless of the
 #: value of the UpdateReplacePolicy attribute" (CloudFormation resource reference).
 KMS_KEY_IMMUTABLE = ("KeySpec", "KeyUsage", "Origin", "MultiRegion")
+
+#: The attributes that keep a resource when CloudFormation deletes it from the stack
+#: (``DeletionPolicy``) or replaces it (``UpdateReplacePolicy``: the old physical resource is kept).
+RETAIN_POLICIES = ("DeletionPolicy", "UpdateReplacePolicy")
 
 #: Types whose create-only properties must be known: without cfn-lint's schema for one of these,
 #: even "cfn-lint does not know this type" refuses the deploy.
@@ -114,8 +118,10 @@ def local_problems(old: Mapping[str, Any], new: Mapping[str, Any], region: str) 
         if after.get("Type") != before.get("Type"):
             problems[title] = f"its type would change, which replaces it ({why})"
             continue
-        if after.get("DeletionPolicy") != before.get("DeletionPolicy") and before.get("DeletionPolicy") == "Retain":
-            problems[title] = f"its DeletionPolicy would no longer be Retain ({why})"
+        dropped = [policy for policy in RETAIN_POLICIES
+                   if before.get(policy) == "Retain" and after.get(policy) != "Retain"]
+        if dropped:
+            problems[title] = f"its {' and '.join(dropped)} would no longer be Retain ({why})"
             continue
         props_before, props_after = before.get("Properties", {}), after.get("Properties", {})
         kind = before["Type"]

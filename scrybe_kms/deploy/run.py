@@ -2,40 +2,51 @@
 
 An environment has two stacks: the key stack (``scrybe-kms-<env>``: keys, aliases, buckets, trail,
 log group) and the alarm stack (``scrybe-kms-<env>-alarms``), which imports the key stack's
-exports and so is deployed after it. For each, in that order: build (or read) the template, refuse
-locally anything that would replace or remove a protected resource, create a change set, print
-the plan, refuse again on what the change set says, set the stack policy, execute, stream stack
-events, then apply the guards and print the outputs. A failure or refusal stops everything: the
-alarm stack is not touched after the key stack failed. Nothing here deletes a stack or a resource.
+exports and so is deployed after it. Before anything is touched: every template is read and
+checked (its shape, its region and account ``Rules``), and so is the ``--env-file`` target. Then
+for each stack, in that order: follow it to the end if another run left it in progress, refuse
+locally anything that would replace or remove a protected resource, check that no name it would
+create exists outside it, create a change set, print the plan, refuse again on what the change set
+says, set the stack policy, execute, stream this execution's events, then apply the guards and
+print the outputs. A failure or refusal stops everything. Nothing here deletes a stack or a
+resource. ``--adopt`` first imports what a deleted key stack retained (``adopt``).
 
-The parts: ``session`` (which account and region), ``stack`` (what its status means),
-``changeset``, ``refusals``, ``exports``, ``events``, ``guards`` and ``envfile``. Only this package
-imports boto3, and the CLI imports it only for these commands.
+Ctrl-C ends the run with one line (``Interrupted``): the stack's state, the unexecuted change set
+it deleted, and what it did not get to; a rerun finishes that.
+
+The parts: ``session`` (which account and region), ``templates``, ``preflight``, ``stack`` (what
+its status means), ``changeset``, ``refusals``, ``exports``, ``events``, ``guards``, ``adopt`` and
+``envfile``. Only this package imports boto3, and the CLI imports it only for these commands.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
 from scrybe_kms.config import EnvironmentConfig, load_stack, naming
 from scrybe_kms.deploy import changeset
-from scrybe_kms.deploy.envfile import write_env_outputs
-from scrybe_kms.deploy.errors import DeployError, Refused
-from scrybe_kms.deploy.events import execute_and_follow
+from scrybe_kms.deploy.adopt import find_retained
+from scrybe_kms.deploy.envfile import check_env_target, write_env_outputs
+from scrybe_kms.deploy.errors import DeployError, Interrupted, LostTrack, Refused
+from scrybe_kms.deploy.events import execute_and_follow, follow, newest_event_id
 from scrybe_kms.deploy.exports import exported_names, missing_exports
 from scrybe_kms.deploy.guards import apply_guards, protect_from_termination, set_stack_policy
 from scrybe_kms.deploy.options import DeployOptions, Say
+from scrybe_kms.deploy.preflight import check_names
 from scrybe_kms.deploy.refusals import changes_from, format_plan, local_problems, refusals
 from scrybe_kms.deploy.session import AwsSession, SessionFactory, open_session
 from scrybe_kms.deploy.stack import Stack, StackState, deployed_template, read_stack
+from scrybe_kms.deploy.templates import check_shape, read_template, rule_problems
 from scrybe_kms.template import render, render_alarms
 
-__all__ = ["DeployError", "DeployOptions", "Refused", "deploy", "env_config"]
+__all__ = ["DeployError", "DeployOptions", "Journal", "Refused", "deploy", "env_config"]
 
 REFUSING = "refusing to deploy {}: this change would replace or remove protected resources; nothing was "
 
@@ -51,14 +62,49 @@ class Target:
     key_stack: bool
 
 
+@dataclass
+class Journal:
+    """What this run has started and not finished: what Ctrl-C or a lost connection reports."""
+
+    stack: str = ""
+    #: Created and not (yet) executed: Ctrl-C deletes it.
+    change_set: changeset.ChangeSet | None = None
+    #: What the current stack still lacks from this run (guards, .env lines).
+    todo: list[str] = field(default_factory=list)
+    #: Stacks this run has not started on.
+    not_started: list[str] = field(default_factory=list)
+
+    def done(self, step: str) -> None:
+        if step in self.todo:
+            self.todo.remove(step)
+
+
 def deploy(opts: DeployOptions, out: TextIO = sys.stdout, session_factory: SessionFactory = open_session) -> int:
     """Deploy the key stack, then the alarm stack (or just the one ``opts.stack`` names)."""
     say, cfg = _printer(out), _config(opts)
-    targets = _targets(opts, cfg)  # every template is read before the first AWS call
-    aws = session_factory(opts, cfg)
+    targets = _targets(opts, cfg)  # every template is read and checked before the first AWS call
+    if opts.env_file is not None:
+        check_env_target(opts.env_file)
+    journal = Journal(not_started=[t.name for t in targets])
+    aws: AwsSession | None = None
+    try:
+        aws = session_factory(opts, cfg)
+        _check_rules(targets, aws)
+        _deploy_all(aws, cfg, opts, targets, say, journal)
+    except KeyboardInterrupt:
+        raise _interrupted(aws, journal, cfg) from None
+    except LostTrack as exc:
+        raise LostTrack(f"{exc}\n{_resume(journal, cfg)}") from None
+    return 0
+
+
+def _deploy_all(aws: AwsSession, cfg: EnvironmentConfig, opts: DeployOptions, targets: list[Target], say: Say,
+                journal: Journal) -> None:
     key = _key_stack(opts, cfg)
     pending: set[str] = set()  # what the key stack will export once the plan just shown is executed
     for target in targets:
+        journal.not_started.remove(target.name)
+        journal.stack, journal.todo = target.name, []
         missing = missing_exports(aws.cloudformation, target.template)
         if missing and set(missing) <= pending:
             say(f"{target.name} will be planned after {key} is deployed: it imports {', '.join(missing)}, "
@@ -67,14 +113,18 @@ def deploy(opts: DeployOptions, out: TextIO = sys.stdout, session_factory: Sessi
         if missing:
             raise DeployError(f"{target.name} imports {', '.join(missing)}, which no stack in {cfg.aws_region} "
                               f"exports: deploy the key stack {key} first")
-        verdict = _deploy_stack(aws, cfg, opts, target, say)
+        if opts.adopt and target.key_stack and _adopt(aws, cfg, opts, target, say, journal) == "plan":
+            say(f"the update of {target.name} to its full template is planned once the import has run")
+            break
+        verdict = _deploy_stack(aws, cfg, opts, target, say, journal)
         pending = exported_names(target.template) if verdict == "plan" else set()
-    return 0
 
 
 def env_config(opts: DeployOptions, out: TextIO = sys.stdout, session_factory: SessionFactory = open_session) -> int:
     """Print (and with --env-file, merge into a file) the .env lines of an existing key stack."""
     cfg = _config(opts)
+    if opts.env_file is not None:
+        check_env_target(opts.env_file)
     aws = session_factory(opts, cfg)
     name = _key_stack(opts, cfg)
     current = read_stack(aws.cloudformation, name)
@@ -85,20 +135,32 @@ def env_config(opts: DeployOptions, out: TextIO = sys.stdout, session_factory: S
     if opts.env_file is None:
         out.write(current.outputs["EnvironmentConfig"].rstrip("\n") + "\n")
     else:
-        _write_env(opts, current, _printer(out))
+        _write_env(opts, current, _printer(out), Journal())
     return 0
 
 
-def _deploy_stack(aws: AwsSession, cfg: EnvironmentConfig, opts: DeployOptions, target: Target, say: Say) -> Verdict:
+def _settled_start(aws: AwsSession, opts: DeployOptions, name: str, say: Say) -> Stack:
+    """The stack as this deploy starts on it: one that another (or an interrupted) run left in
+    progress is followed to the end first, so its guards and ``.env`` lines are applied now."""
+    current = read_stack(aws.cloudformation, name)
+    if not current.state.busy:
+        return current
+    say(f"{name} is {current.status} (another deploy, or one that was interrupted): following it to the end first")
+    since = newest_event_id(aws.cloudformation, name, opts.poll_seconds)
+    follow(aws.cloudformation, name, since, say, opts.poll_seconds)
+    return read_stack(aws.cloudformation, name, opts.poll_seconds)
+
+
+def _deploy_stack(aws: AwsSession, cfg: EnvironmentConfig, opts: DeployOptions, target: Target, say: Say,
+                  journal: Journal) -> Verdict:
     """One stack, start to finish; raises if it cannot be deployed, was refused or failed."""
     cf, name, new = aws.cloudformation, target.name, target.template
-    current = read_stack(cf, name)
-    if current.state.busy:
-        raise DeployError(f"stack {name} is busy ({current.status}); wait for it to finish and run again")
+    current = _settled_start(aws, opts, name, say)
     if current.state is StackState.ROLLBACK_COMPLETE:
         raise DeployError(f"stack {name} is ROLLBACK_COMPLETE (its first create failed) and cannot be updated. "
-                          "Read its events, fix the cause, then delete it yourself (what it retains, such as keys "
-                          "and buckets, stays) and deploy again.")
+                          "Read its events and fix the cause, then delete it yourself: what it created and retains "
+                          f"(keys, aliases, buckets, log group) stays, and `scrybe-kms deploy {cfg.environment} "
+                          "--adopt` brings those back under a new stack instead of creating new keys.")
     exists = current.state.exists
     old = deployed_template(cf, name) if exists else {}
     say(f"{'update' if exists else 'create'} {name} in {cfg.aws_region} (account {cfg.account_id})"
@@ -109,39 +171,117 @@ def _deploy_stack(aws: AwsSession, cfg: EnvironmentConfig, opts: DeployOptions, 
     if early:
         raise Refused(REFUSING.format(name) + "created or executed.\n"
                       + "\n".join(f"  {title}: {why}" for title, why in sorted(early.items())))
+    check_names(aws, name, cfg.environment, new, old)
 
-    # Compact JSON keeps the body well inside the 51,200-byte inline limit.
-    body = json.dumps(new, separators=(",", ":"), sort_keys=True)
     description = f"scrybe-kms deploy {cfg.environment}" + ("" if target.key_stack else " (alarm stack)")
-    change_set = changeset.create(cf, name, body, "UPDATE" if exists else "CREATE", description, opts.poll_seconds)
+    change_set = _create(aws, opts, journal, name, new, "UPDATE" if exists else "CREATE", description)
     try:
         verdict = _review(change_set, old, new, opts, cfg, say, name)
         if verdict == "execute" and exists:
             set_stack_policy(aws, name, new, say)  # the stack policy guards this very update
     except BaseException:
-        _discard_after_error(cf, name, change_set, say)
+        _discard_after_error(cf, name, change_set, say, journal)
         raise
     if verdict != "execute":
         changeset.discard(cf, name, change_set)
+        journal.change_set = None
         if verdict == "no changes" and not opts.plan_only:
             settled = read_stack(cf, name)
             apply_guards(aws, cfg, old, settled, say)
             if target.key_stack:
-                _write_env(opts, settled, say)
+                _write_env(opts, settled, say, journal)
         say("plan only: nothing was executed" if verdict == "plan" else f"no changes: {name} is up to date")
         return verdict
 
-    settled = execute_and_follow(cf, name, change_set.name, say, opts.poll_seconds)
+    journal.todo = _todo(cfg, opts, target, exists)
+    settled = _execute(aws, opts, journal, name, change_set, say)
     if not exists:
         set_stack_policy(aws, name, new, say)
+    journal.done("the stack policy")
     protect_from_termination(aws, cfg, settled)
+    journal.done("termination protection")
     say(f"{name}: {settled.status}")
     shown = {key: value for key, value in sorted(settled.outputs.items()) if key != "EnvironmentConfig"}
     if shown:
         say("outputs:\n" + "\n".join(f"  {key} = {value}" for key, value in shown.items()))
     if target.key_stack:
-        _write_env(opts, settled, say)
+        _write_env(opts, settled, say, journal)
     return verdict
+
+
+def _adopt(aws: AwsSession, cfg: EnvironmentConfig, opts: DeployOptions, target: Target, say: Say,
+           journal: Journal) -> Verdict:
+    """Import what a deleted key stack retained into a new stack, before the ordinary update."""
+    cf, name = aws.cloudformation, target.name
+    current = read_stack(cf, name)
+    if current.state is StackState.ROLLBACK_COMPLETE:
+        raise DeployError(f"stack {name} is ROLLBACK_COMPLETE: delete it first (what it retains stays), then run "
+                          f"`scrybe-kms deploy {cfg.environment} --adopt` again")
+    if current.state.exists:
+        raise DeployError(f"--adopt brings back what a deleted stack retained, but {name} exists ({current.status}); "
+                          "deploy without --adopt")
+    adoption = find_retained(aws, name, target.template)
+    say(f"adopt into {name} in {cfg.aws_region} (account {cfg.account_id}): importing what a deleted stack retained; "
+        "no key is created\n" + "\n".join(f"  found {line}" for line in adoption.found))
+    change_set = _create(aws, opts, journal, name, adoption.template, "IMPORT",
+                         f"scrybe-kms deploy {cfg.environment} --adopt", adoption.resources)
+    try:
+        if change_set.failed:
+            raise DeployError(f"{name}: CloudFormation could not create the import change set: {change_set.reason}")
+        changes = changes_from(change_set.changes)
+        say(format_plan(changes))
+        others = [c.logical_id for c in changes if c.action != "Import"]
+        if others:
+            raise Refused(f"refusing to adopt into {name}: the import change set would also "
+                          f"{'/'.join(sorted({c.verb for c in changes if c.action != 'Import'}))} "
+                          f"{', '.join(others)}; it was deleted and nothing was executed")
+    except BaseException:
+        _discard_after_error(cf, name, change_set, say, journal)
+        raise
+    if opts.plan_only:
+        changeset.discard(cf, name, change_set)
+        journal.change_set = None
+        say("plan only: nothing was imported")
+        return "plan"
+    journal.todo = ["the import's completion"]
+    settled = _execute(aws, opts, journal, name, change_set, say)
+    set_stack_policy(aws, name, adoption.template, say)
+    say(f"{name}: {settled.status}; now updating it to the full template")
+    return "execute"
+
+
+def _create(aws: AwsSession, opts: DeployOptions, journal: Journal, name: str, body: dict[str, Any],
+            change_type: str, description: str, imports: list[dict[str, Any]] | None = None) -> changeset.ChangeSet:
+    """Create a change set, noting it (by name, before the call) for Ctrl-C to delete."""
+    change_set_name = changeset.new_name()
+    journal.change_set = changeset.ChangeSet(change_set_name, change_type, "CREATE_PENDING")
+    # Compact JSON keeps the body well inside the 51,200-byte inline limit.
+    text = json.dumps(body, separators=(",", ":"), sort_keys=True)
+    created = changeset.create(aws.cloudformation, name, text, change_type, description, opts.poll_seconds,
+                               change_set_name, imports)
+    journal.change_set = created
+    return created
+
+
+def _execute(aws: AwsSession, opts: DeployOptions, journal: Journal, name: str, change_set: changeset.ChangeSet,
+             say: Say) -> Stack:
+    """Execute (the change set's name is the operation's token, D41) and follow to the end."""
+    try:
+        return execute_and_follow(aws.cloudformation, name, change_set.name, say, opts.poll_seconds,
+                                  token=change_set.name, on_executed=lambda: setattr(journal, "change_set", None))
+    except DeployError:
+        if journal.change_set is not None:  # not executed: it would only linger
+            _discard_after_error(aws.cloudformation, name, change_set, say, journal)
+        raise
+
+
+def _todo(cfg: EnvironmentConfig, opts: DeployOptions, target: Target, exists: bool) -> list[str]:
+    todo = [] if exists else ["the stack policy"]
+    if cfg.termination_protection:
+        todo.append("termination protection")
+    if target.key_stack and opts.env_file is not None:
+        todo.append(f"the .env lines in {opts.env_file}")
+    return todo
 
 
 def _review(change_set: changeset.ChangeSet, old: dict[str, Any], new: dict[str, Any], opts: DeployOptions,
@@ -160,17 +300,72 @@ def _review(change_set: changeset.ChangeSet, old: dict[str, Any], new: dict[str,
     return "plan" if opts.plan_only else "execute"
 
 
-def _discard_after_error(cf: Any, name: str, change_set: changeset.ChangeSet, say: Say) -> None:
-    try:
-        changeset.discard(cf, name, change_set)
-    except DeployError as exc:  # the first error is the one to report
-        say(f"WARNING: change set {change_set.name} could not be deleted: {exc}")
+def _discard_after_error(cf: Any, name: str, change_set: changeset.ChangeSet, say: Say, journal: Journal) -> None:
+    with _no_interrupts():
+        try:
+            changeset.discard(cf, name, change_set)
+            journal.change_set = None
+        except DeployError as exc:  # the first error is the one to report
+            say(f"WARNING: change set {change_set.name} could not be deleted: {exc}")
 
 
-def _write_env(opts: DeployOptions, stack: Stack, say: Say) -> None:
+def _write_env(opts: DeployOptions, stack: Stack, say: Say, journal: Journal) -> None:
     if opts.env_file is not None:
-        write_env_outputs(opts.env_file, stack.outputs, stack.name)
-        say(f"wrote the AWS_KMS_* lines to {opts.env_file}")
+        changed = write_env_outputs(opts.env_file, stack.outputs, stack.name)
+        journal.done(f"the .env lines in {opts.env_file}")
+        say(f"wrote the AWS_KMS_* lines to {opts.env_file}" if changed
+            else f"the AWS_KMS_* lines in {opts.env_file} are up to date")
+
+
+@contextmanager
+def _no_interrupts() -> Iterator[None]:
+    """Clean-up that a second Ctrl-C must not cut short (only the main thread can do this)."""
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: nothing to shield
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _interrupted(aws: AwsSession | None, journal: Journal, cfg: EnvironmentConfig) -> Interrupted:
+    """One line for Ctrl-C: the stack's state, the change set it deleted, what was skipped."""
+    parts: list[str] = []
+    with _no_interrupts():
+        if aws is None or not journal.stack:
+            return Interrupted("interrupted before any stack was touched; nothing was changed")
+        created = journal.change_set
+        if created is not None:
+            try:
+                changeset.discard(aws.cloudformation, journal.stack, created)
+                parts.append(f"its unexecuted change set {created.name} was deleted")
+            except DeployError:
+                parts.append(f"its change set {created.name} could not be deleted (aws cloudformation "
+                             "delete-change-set)")
+        try:
+            current = read_stack(aws.cloudformation, journal.stack)
+            state = f"{journal.stack} is {current.status or 'absent'}"
+            if current.state.busy:
+                state += " (CloudFormation carries on without this command)"
+        except DeployError:
+            state = f"the state of {journal.stack} could not be read"
+    if journal.todo:
+        parts.append(f"not done: {', '.join(journal.todo)}")
+    if journal.not_started:
+        parts.append(f"not started: {', '.join(journal.not_started)}")
+    rerun = f"; run `scrybe-kms deploy {cfg.environment}` again to finish" if journal.todo or journal.not_started \
+        else ""
+    return Interrupted("; ".join([f"interrupted: {state}", *parts]) + rerun)
+
+
+def _resume(journal: Journal, cfg: EnvironmentConfig) -> str:
+    todo = ", ".join(journal.todo) or "nothing else"
+    return (f"{journal.stack} may still be in progress: CloudFormation carries on without this command. Run "
+            f"`scrybe-kms deploy {cfg.environment}` again: it follows the stack to the end, then applies what this "
+            f"run did not get to ({todo}).")
 
 
 def _printer(out: TextIO) -> Say:
@@ -185,11 +380,22 @@ def _key_stack(opts: DeployOptions, cfg: EnvironmentConfig) -> str:
     return opts.stack_name or naming.stack_name(cfg.environment)
 
 
+def _check_rules(targets: list[Target], aws: AwsSession) -> None:
+    """A template built for another region or account is refused before any change set (D44)."""
+    for target in targets:
+        problems = rule_problems(target.template, aws.region, aws.account)
+        if problems:
+            raise Refused(f"refusing to deploy {target.name}: its template's Rules do not hold in {aws.region}, "
+                          f"account {aws.account}; nothing was created or executed.\n"
+                          + "\n".join(f"  {p}" for p in problems))
+
+
 def _targets(opts: DeployOptions, cfg: EnvironmentConfig) -> list[Target]:
     """The stacks to deploy, key stack first, each with its template; contradictory options refused."""
     keys, alarms = opts.stack in ("all", "keys"), opts.stack in ("all", "alarms")
     for option, given, stack, deployed in (("--template-file", opts.template_file, "key", keys),
                                            ("--env-file", opts.env_file, "key", keys),
+                                           ("--adopt", opts.adopt or None, "key", keys),
                                            ("--alarms-template-file", opts.alarms_template_file, "alarm", alarms)):
         if given is not None and not deployed:
             raise DeployError(f"{option} is for the {stack} stack, which --stack {opts.stack} does not deploy")
@@ -207,8 +413,5 @@ def _targets(opts: DeployOptions, cfg: EnvironmentConfig) -> list[Target]:
 def _template(path: Path | None, option: str, build: Callable[[EnvironmentConfig], str],
               cfg: EnvironmentConfig) -> dict[str, Any]:
     if path is None:
-        return dict(json.loads(build(cfg)))
-    try:
-        return dict(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError) as exc:
-        raise DeployError(f"could not read {option} {path}: {exc}") from None
+        return check_shape(json.loads(build(cfg)), f"the {cfg.environment} template")
+    return read_template(path, option)

@@ -16,6 +16,7 @@ from typing import Any
 import botocore.exceptions as boto_errors
 
 from scrybe_kms.deploy.errors import DeployError, aws_errors, error_code, error_message
+from scrybe_kms.deploy.patience import patiently
 
 __all__ = ["Stack", "StackState", "deployed_template", "is_missing_stack", "read_stack"]
 
@@ -98,11 +99,16 @@ def is_missing_stack(exc: boto_errors.ClientError) -> bool:
     return error_code(exc) == "ValidationError" and _MISSING.fullmatch(error_message(exc).strip()) is not None
 
 
-def read_stack(cf: Any, name: str) -> Stack:
-    """The stack's description; ``Stack(name)`` (state ABSENT) when there is none."""
+def read_stack(cf: Any, name: str, pause: float | None = None) -> Stack:
+    """The stack's description; ``Stack(name)`` (state ABSENT) when there is none. With ``pause``
+    (while following a stack that is changing), transient failures are tried again."""
     with aws_errors(f"describe stack {name}"):
         try:
-            found = cf.describe_stacks(StackName=name)["Stacks"]
+            if pause is None:
+                found = cf.describe_stacks(StackName=name)["Stacks"]
+            else:
+                found = patiently(lambda: cf.describe_stacks(StackName=name)["Stacks"], f"describe stack {name}",
+                                  pause)
         except boto_errors.ClientError as exc:
             if is_missing_stack(exc):
                 return Stack(name)
