@@ -15,6 +15,8 @@ SETTINGS = {
     "admin_role_arns": ["arn:aws:iam::123456789012:role/scrybe-admin"],
     "deletion_window_days": 7,
     "alarm_emails": ["dev-alerts@scrybe.example"],
+    # Governance: a role allowed s3:BypassGovernanceRetention can still clean dev logs up.
+    "audit_log_object_lock": "governance",
     # Dev has no break-glass role; its auditor can still read the S3 copy of the logs.
     "audit_log_reader_role_arns": ["arn:aws:iam::123456789012:role/scrybe-dev-auditor"],
 }

@@ -19,6 +19,8 @@ SETTINGS = {
     "deletion_window_days": 30,
     "alarm_emails": ["security-oncall@scrybe.example"],
     "audit_log_retention_days": 2557,
+    # Compliance mode: no one, the account root included, can delete a log version for seven years.
+    "audit_log_object_lock": "compliance",
     # Consumer stacks keep PHI in S3, RDS, DynamoDB and Secrets Manager under this key. The role that
     # deploys them creates the RDS cluster and DynamoDB tables, which attach the key with grants made
     # through those services (kms:CreateGrant with kms:GrantIsForAWSResource), and writes the first

@@ -18,6 +18,7 @@ SETTINGS = {
     "emergency_access_role_arn": "arn:aws:iam::123456789012:role/scrybe-emergency",
     "deletion_window_days": 30,
     "alarm_emails": ["security-oncall@scrybe.example"],
+    "audit_log_object_lock": "governance",
     "key_use_through_services": [
         {"role_arn": "arn:aws:iam::123456789012:role/scrybe-staging-stack-deployer",
          "services": ["dynamodb", "rds", "s3", "secretsmanager"]},

@@ -117,6 +117,8 @@ CASES: list[tuple[str, str, Any, str]] = [
     ("backup-other-account", "backup_role_arn", "arn:aws:iam::210987654321:role/backup", "backup_role_arn"),
     ("emergency-mfa-unknown", "emergency_access_mfa", "sms", "emergency_access_mfa"),
     ("compliance-flag-string", "compliance_tools_read_key_metadata", "yes", "compliance_tools_read_key_metadata"),
+    ("object-lock-mode-unknown", "audit_log_object_lock", "legal-hold", "audit_log_object_lock"),
+    ("object-lock-mode-uppercase", "audit_log_object_lock", "COMPLIANCE", "audit_log_object_lock"),
 ]
 
 

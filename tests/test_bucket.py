@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from scrybe_kms.config import EnvironmentConfig
-from tests.helpers import statements
+from scrybe_kms.template import render
+from tests.helpers import config, statements
 
 TRAIL_ARN = {"Fn::Sub": "arn:${AWS::Partition}:cloudtrail:${AWS::Region}:${AWS::AccountId}:trail/"
                         "scrybe-phi-audit-trail-{env}"}
@@ -49,22 +51,44 @@ def test_access_log_bucket_uses_sse_s3_as_s3_requires(template: dict[str, Any]) 
 
 def test_audit_bucket_lifecycle_keeps_every_version_for_the_retention_period(
         template: dict[str, Any], cfg: EnvironmentConfig) -> None:
+    """Each version locked for the retention period, then expired and removed within two days;
+    only files large enough to transition are archived (D28, D29)."""
     days = cfg.audit_log_retention_days
     assert days == 2557
-    rules = bucket(template, "AuditLogBucket")["Properties"]["LifecycleConfiguration"]["Rules"]
-    assert rules == [{
-        "Id": "RetainAuditLogs", "Status": "Enabled",
-        "Transitions": [{"StorageClass": "STANDARD_IA", "TransitionInDays": 90},
-                        {"StorageClass": "GLACIER", "TransitionInDays": 365}],
-        "NoncurrentVersionTransitions": [{"StorageClass": "GLACIER", "TransitionInDays": 30}],
-        "ExpirationInDays": days,
-        "NoncurrentVersionExpiration": {"NoncurrentDays": days},
-        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
-    }]
-    # No rule may expire anything sooner than the retention period.
-    for rule in rules:
-        assert rule.get("ExpirationInDays", days) >= days
-        assert rule.get("NoncurrentVersionExpiration", {}).get("NoncurrentDays", days) >= days
+    props = bucket(template, "AuditLogBucket")["Properties"]
+    assert props["ObjectLockEnabled"] is True
+    assert props["ObjectLockConfiguration"] == {"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {
+        "Mode": cfg.audit_log_object_lock.upper(), "Days": days}}}
+    assert props["LifecycleConfiguration"]["Rules"] == [
+        {"Id": "ArchiveLargeLogFiles", "Status": "Enabled", "ObjectSizeGreaterThan": "131072",
+         "Transitions": [{"StorageClass": "GLACIER_IR", "TransitionInDays": 90},
+                         {"StorageClass": "DEEP_ARCHIVE", "TransitionInDays": 365}]},
+        {"Id": "ExpireAfterRetention", "Status": "Enabled", "ExpirationInDays": days,
+         # Locked versions cannot be expired early, so a noncurrent version goes a day after it
+         # became noncurrent: kept at least `days`, not 2 x `days`.
+         "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
+         "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7}},
+        {"Id": "RemoveExpiredDeleteMarkers", "Status": "Enabled", "ExpiredObjectDeleteMarker": True},
+    ]
+
+
+def test_without_object_lock_noncurrent_versions_wait_the_full_period() -> None:
+    """Without a lock an overwrite could make a version noncurrent early; it must still be kept."""
+    template = json.loads(render(config(audit_log_object_lock=None)))
+    props = template["Resources"]["AuditLogBucket"]["Properties"]
+    assert "ObjectLockEnabled" not in props and "ObjectLockConfiguration" not in props
+    [expire] = [r for r in props["LifecycleConfiguration"]["Rules"] if r["Id"] == "ExpireAfterRetention"]
+    assert expire["NoncurrentVersionExpiration"] == {"NoncurrentDays": 2557}
+
+
+def test_access_log_bucket_has_no_lock_and_keeps_its_versions(template: dict[str, Any], cfg: EnvironmentConfig) -> None:
+    """S3 cannot deliver server access logs to a bucket with Object Lock."""
+    props = bucket(template, "AuditLogAccessLogBucket")["Properties"]
+    assert "ObjectLockEnabled" not in props
+    rules = {r["Id"]: r for r in props["LifecycleConfiguration"]["Rules"]}
+    assert set(rules) == {"ExpireAfterRetention", "RemoveExpiredDeleteMarkers"}
+    assert rules["ExpireAfterRetention"]["NoncurrentVersionExpiration"] == {
+        "NoncurrentDays": cfg.audit_log_retention_days}
 
 
 def test_audit_bucket_logs_access_to_the_access_log_bucket(template: dict[str, Any]) -> None:

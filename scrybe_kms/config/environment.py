@@ -62,6 +62,10 @@ class EnvironmentConfig:
     alarm_emails: Sequence[str] = ()
     #: How long audit logs are kept, in S3 and in CloudWatch Logs (default 7 years).
     audit_log_retention_days: int = 2557
+    #: S3 Object Lock on the audit-log bucket: "compliance" (nobody, root included, can delete a log
+    #: version before the retention ends), "governance" (only a principal allowed
+    #: s3:BypassGovernanceRetention can), or None. Chosen when the bucket is created (D29).
+    audit_log_object_lock: str | None = "compliance"
     #: Aliases beside the primary ``alias/scrybe-phi-master-key-<env>``.
     additional_aliases: Sequence[str] = ()
     #: Roles that use the key only through AWS services, e.g. ``{"role_arn": ..., "services": ["rds"]}``:

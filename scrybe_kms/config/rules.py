@@ -16,9 +16,10 @@ from scrybe_kms.config import naming
 from scrybe_kms.config import validators as v
 from scrybe_kms.config.services import SERVICES
 
-__all__ = ["EMERGENCY_MFA_MODES", "ServiceKeyUser", "check"]
+__all__ = ["EMERGENCY_MFA_MODES", "OBJECT_LOCK_MODES", "ServiceKeyUser", "check"]
 
 EMERGENCY_MFA_MODES = ("session", "identity-provider")
+OBJECT_LOCK_MODES = ("compliance", "governance")
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,9 @@ def check(raw: Mapping[str, Any]) -> tuple[list[str], dict[str, Any]]:
                           f"(got {raw['emergency_access_mfa']!r})")
     c.run(v.deletion_window, "deletion_window_days", raw["deletion_window_days"])
     c.run(v.retention_days, "audit_log_retention_days", raw["audit_log_retention_days"])
+    if raw["audit_log_object_lock"] not in (None, *OBJECT_LOCK_MODES):
+        c.problems.append(f"'audit_log_object_lock' must be one of {', '.join(OBJECT_LOCK_MODES)} or None "
+                          f"(got {raw['audit_log_object_lock']!r})")
 
     topic = None if raw["alarm_topic_arn"] is None else c.run(v.sns_topic_arn, "alarm_topic_arn",
                                                                  raw["alarm_topic_arn"], region)

@@ -85,7 +85,8 @@ def build_template(cfg: EnvironmentConfig) -> Template:
         retention_days=cfg.audit_log_retention_days)
     logs_bucket = bucket.audit_log_bucket(
         t, environment=env, name=Sub(naming.audit_bucket_name_sub(env)), key=phi,
-        access_logs=access_logs, retention_days=cfg.audit_log_retention_days)
+        access_logs=access_logs, retention_days=cfg.audit_log_retention_days,
+        object_lock=cfg.audit_log_object_lock)
     if cfg.audit_log_reader_role_arns:
         logs_bucket.allow_readers("AuditorsReadAuditLogs", cfg.audit_log_reader_role_arns)
 

@@ -14,7 +14,7 @@ import awacs.s3 as s3_actions
 from awacs.aws import Allow, ArnLike, AWSPrincipal, Deny, PolicyDocument, Principal, Statement, StringEquals
 from troposphere import GetAtt, Ref, Sub, Template, s3
 
-from scrybe_kms.template import guards, policies
+from scrybe_kms.template import guards, policies, retention
 from scrybe_kms.template.context import context
 from scrybe_kms.template.key import KeyHandle
 from scrybe_kms.template.tags import standard_tags
@@ -84,20 +84,6 @@ def _private_bucket(title: str, name: Any, environment: str, encryption: s3.Buck
     )
 
 
-def _retention_rule(rule_id: str, retention_days: int, transitions: list[s3.LifecycleRuleTransition],
-                    noncurrent_transitions: list[s3.NoncurrentVersionTransition]) -> s3.LifecycleRule:
-    """Keep every object *and every older version* for the full retention period, then expire."""
-    return s3.LifecycleRule(
-        Id=rule_id,
-        Status="Enabled",
-        Transitions=transitions,
-        NoncurrentVersionTransitions=noncurrent_transitions,
-        ExpirationInDays=retention_days,
-        NoncurrentVersionExpiration=s3.NoncurrentVersionExpiration(NoncurrentDays=retention_days),
-        AbortIncompleteMultipartUpload=s3.AbortIncompleteMultipartUpload(DaysAfterInitiation=7),
-    )
-
-
 def _with_policy(template: Template, bucket: s3.Bucket) -> BucketHandle:
     """The bucket's policy resource, empty until builders add their statements."""
     policy = policies.policy_document([])
@@ -120,11 +106,8 @@ def access_log_bucket(template: Template, *, environment: str, name: Any, retent
                 ServerSideEncryptionByDefault=s3.ServerSideEncryptionByDefault(SSEAlgorithm="AES256"),
             )
         ]),
-        s3.LifecycleConfiguration(Rules=[_retention_rule(
-            "RetainAccessLogs", retention_days,
-            [s3.LifecycleRuleTransition(StorageClass="GLACIER", TransitionInDays=90)],
-            [s3.NoncurrentVersionTransition(StorageClass="GLACIER", TransitionInDays=30)],
-        )]),
+        # No Object Lock: S3 cannot deliver server access logs to a bucket that has it.
+        retention.lifecycle(retention_days, locked=False, archive=False),
         context("Receives the audit bucket's S3 server access logs (CIS 3.4, CloudTrail.7).",
                 must=["SSE-S3: S3 delivers server access logs only to SSE-S3 buckets"],
                 checkov={"skip": [
@@ -138,10 +121,13 @@ def access_log_bucket(template: Template, *, environment: str, name: Any, retent
 
 
 def audit_log_bucket(template: Template, *, environment: str, name: Any, key: KeyHandle,
-                     access_logs: BucketHandle, retention_days: int,
+                     access_logs: BucketHandle, retention_days: int, object_lock: str | None = "compliance",
                      title: str = "AuditLogBucket") -> BucketHandle:
-    """The trail's log bucket: SSE-KMS with the PHI key plus an S3 Bucket Key, kept for
-    ``retention_days``, moving to cheaper storage as logs age, with server access logging."""
+    """The trail's log bucket: SSE-KMS with the PHI key, every version kept ``retention_days``
+    (locked for that long with ``object_lock``, decision D29) and deleted soon after, large files
+    archived as they age, with server access logging."""
+    lock = {} if object_lock is None else {
+        "ObjectLockEnabled": True, "ObjectLockConfiguration": retention.object_lock(object_lock, retention_days)}
     bucket = template.add_resource(_private_bucket(
         title, name, environment,
         s3.BucketEncryption(ServerSideEncryptionConfiguration=[
@@ -153,18 +139,15 @@ def audit_log_bucket(template: Template, *, environment: str, name: Any, key: Ke
                 BucketKeyEnabled=False,
             )
         ]),
-        s3.LifecycleConfiguration(Rules=[_retention_rule(
-            "RetainAuditLogs", retention_days,
-            [s3.LifecycleRuleTransition(StorageClass="STANDARD_IA", TransitionInDays=90),
-             s3.LifecycleRuleTransition(StorageClass="GLACIER", TransitionInDays=365)],
-            [s3.NoncurrentVersionTransition(StorageClass="GLACIER", TransitionInDays=30)],
-        )]),
+        retention.lifecycle(retention_days, locked=object_lock is not None, archive=True),
         context("Holds the CloudTrail log files for the retention period (HIPAA audit evidence).",
                 must=["encrypted with the PHI key, as the original", "never public",
-                      "no log version expires before the retention period"]),
+                      "no log version expires before the retention period",
+                      "Object Lock is chosen at creation; the deploy command refuses to add it later"]),
         LoggingConfiguration=s3.LoggingConfiguration(
             DestinationBucketName=access_logs.name, LogFilePrefix=ACCESS_LOG_PREFIX),
         DependsOn=[access_logs.policy_resource.title],
+        **lock,
     ))
     handle = _with_policy(template, bucket)
     # S3 log delivery writes the access logs; scope it to this bucket and account. The ARN is
