@@ -46,7 +46,8 @@ EXPORTS = [{"ExportingStackId": STACK_ID, "Name": f"{STACK}-{name}", "Value": f"
 NO_CHANGES = "The submitted information didn't contain changes. Submit different information to create a change set."
 #: How each named type's lookup answers "no such thing": (service, operation, error code or "" for an
 #: empty answer).
-FREE = {"AWS::KMS::Alias": ("kms", "describe_key", "NotFoundException"), "AWS::S3::Bucket": ("s3", "head_bucket", "404"),
+FREE = {"AWS::KMS::Alias": ("kms", "describe_key", "NotFoundException"),
+        "AWS::S3::Bucket": ("s3", "head_bucket", "404"),
         "AWS::Logs::LogGroup": ("logs", "describe_log_groups", ""),
         "AWS::CloudTrail::Trail": ("cloudtrail", "get_trail", "TrailNotFoundException"),
         "AWS::SNS::Topic": ("sns", "get_topic_attributes", "NotFound")}

@@ -17,6 +17,7 @@ from typing import Any
 import botocore.exceptions as boto_errors
 
 from scrybe_kms.deploy.errors import DeployError, aws_errors, error_code
+from scrybe_kms.deploy.guards import NOT_IMPLEMENTED
 from scrybe_kms.deploy.session import AwsSession
 
 __all__ = ["ADOPTABLE", "NAME_PROPERTIES", "Existing", "check_names", "find_existing", "lookup", "physical_name"]
@@ -81,6 +82,8 @@ def lookup(aws: AwsSession, logical_id: str, resource_type: str, name: str) -> E
         except boto_errors.ClientError as exc:
             if error_code(exc) in _ABSENT:
                 return None
+            if aws.endpoint and error_code(exc) in NOT_IMPLEMENTED:
+                return None  # an emulator without this lookup (LocalStack's CloudTrail): nothing to check
             if resource_type == "AWS::S3::Bucket" and error_code(exc) in ("403", "AccessDenied"):
                 return Existing(logical_id, resource_type, name, foreign=True)
             raise
