@@ -395,3 +395,11 @@ def test_an_unusable_env_file_stops_the_deploy_before_any_call(fake: Fake, kind:
     with pytest.raises(DeployError, match="--env-file"):
         fake.deploy(env_file=path)
     assert fake.calls == []
+
+
+def test_a_name_aws_would_reject_cannot_exist_and_is_left_to_cloudformation(fake: Fake) -> None:
+    """botocore refuses an invalid bucket name before sending it: nothing to look up."""
+    from scrybe_kms.deploy.preflight import lookup
+
+    aws = AwsSession(fake.cf, "us-west-2", "123456789012", make_client=fake.client)
+    assert lookup(aws, "AuditLogAccessLogBucket", "AWS::S3::Bucket", "Not_A_Valid_Bucket!") is None

@@ -79,6 +79,8 @@ def lookup(aws: AwsSession, logical_id: str, resource_type: str, name: str) -> E
     with aws_errors(f"check whether the {_KIND[resource_type]} {name} already exists"):
         try:
             return _lookup(aws, logical_id, resource_type, name)
+        except boto_errors.ParamValidationError:
+            return None  # a name AWS would not accept cannot exist; CloudFormation reports it
         except boto_errors.ClientError as exc:
             if error_code(exc) in _ABSENT:
                 return None
