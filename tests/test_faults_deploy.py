@@ -403,3 +403,16 @@ def test_a_name_aws_would_reject_cannot_exist_and_is_left_to_cloudformation(fake
 
     aws = AwsSession(fake.cf, "us-west-2", "123456789012", make_client=fake.client)
     assert lookup(aws, "AuditLogAccessLogBucket", "AWS::S3::Bucket", "Not_A_Valid_Bucket!") is None
+
+
+def test_losing_aws_before_executing_says_nothing_was_executed(fake: Fake) -> None:
+    new = variant(describe_key)
+    fake.expect_deployed()
+    fake.expect("create_change_set", {"Id": "cs"}, StackName=STACK, ChangeSetName=MINE, ChangeSetType="UPDATE",
+                TemplateBody=ANY, Capabilities=CAPABILITIES, Description=DESCRIPTIONS[STACK], ClientToken=MINE)
+    throttle(fake, "describe_change_set", 8, StackName=STACK, ChangeSetName=MINE)
+    with pytest.raises(LostTrack) as raised:
+        fake.deploy(new)
+    fake.stubber.assert_no_pending_responses()
+    assert f"Nothing was executed: change set {MINE} of {STACK} was left unexecuted" in str(raised.value)
+    assert "may still be in progress" not in str(raised.value)

@@ -15,18 +15,16 @@ Ctrl-C ends the run with one line (``Interrupted``): the stack's state, the unex
 it deleted, and what it did not get to; a rerun finishes that.
 
 The parts: ``session`` (which account and region), ``templates``, ``preflight``, ``stack`` (what
-its status means), ``changeset``, ``refusals``, ``exports``, ``events``, ``guards``, ``adopt`` and
+its status means), ``changeset``, ``refusals``, ``exports``, ``events``, ``guards``, ``adopt``, ``journal`` and
 ``envfile``. Only this package imports boto3, and the CLI imports it only for these commands.
 """
 
 from __future__ import annotations
 
 import json
-import signal
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
@@ -34,10 +32,11 @@ from scrybe_kms.config import EnvironmentConfig, load_stack, naming
 from scrybe_kms.deploy import changeset
 from scrybe_kms.deploy.adopt import find_retained
 from scrybe_kms.deploy.envfile import check_env_target, write_env_outputs
-from scrybe_kms.deploy.errors import DeployError, Interrupted, LostTrack, Refused
+from scrybe_kms.deploy.errors import DeployError, LostTrack, Refused
 from scrybe_kms.deploy.events import execute_and_follow, follow, newest_event_id
 from scrybe_kms.deploy.exports import exported_names, missing_exports
 from scrybe_kms.deploy.guards import apply_guards, protect_from_termination, set_stack_policy
+from scrybe_kms.deploy.journal import Journal, interrupted, no_interrupts, resume
 from scrybe_kms.deploy.options import DeployOptions, Say
 from scrybe_kms.deploy.preflight import check_names
 from scrybe_kms.deploy.refusals import changes_from, format_plan, local_problems, refusals
@@ -62,23 +61,6 @@ class Target:
     key_stack: bool
 
 
-@dataclass
-class Journal:
-    """What this run has started and not finished: what Ctrl-C or a lost connection reports."""
-
-    stack: str = ""
-    #: Created and not (yet) executed: Ctrl-C deletes it.
-    change_set: changeset.ChangeSet | None = None
-    #: What the current stack still lacks from this run (guards, .env lines).
-    todo: list[str] = field(default_factory=list)
-    #: Stacks this run has not started on.
-    not_started: list[str] = field(default_factory=list)
-
-    def done(self, step: str) -> None:
-        if step in self.todo:
-            self.todo.remove(step)
-
-
 def deploy(opts: DeployOptions, out: TextIO = sys.stdout, session_factory: SessionFactory = open_session) -> int:
     """Deploy the key stack, then the alarm stack (or just the one ``opts.stack`` names)."""
     say, cfg = _printer(out), _config(opts)
@@ -92,9 +74,9 @@ def deploy(opts: DeployOptions, out: TextIO = sys.stdout, session_factory: Sessi
         _check_rules(targets, aws)
         _deploy_all(aws, cfg, opts, targets, say, journal)
     except KeyboardInterrupt:
-        raise _interrupted(aws, journal, cfg) from None
+        raise interrupted(aws, journal, cfg) from None
     except LostTrack as exc:
-        raise LostTrack(f"{exc}\n{_resume(journal, cfg)}") from None
+        raise LostTrack(f"{exc}\n{resume(journal, cfg)}") from None
     return 0
 
 
@@ -301,7 +283,7 @@ def _review(change_set: changeset.ChangeSet, old: dict[str, Any], new: dict[str,
 
 
 def _discard_after_error(cf: Any, name: str, change_set: changeset.ChangeSet, say: Say, journal: Journal) -> None:
-    with _no_interrupts():
+    with no_interrupts():
         try:
             changeset.discard(cf, name, change_set)
             journal.change_set = None
@@ -315,57 +297,6 @@ def _write_env(opts: DeployOptions, stack: Stack, say: Say, journal: Journal) ->
         journal.done(f"the .env lines in {opts.env_file}")
         say(f"wrote the AWS_KMS_* lines to {opts.env_file}" if changed
             else f"the AWS_KMS_* lines in {opts.env_file} are up to date")
-
-
-@contextmanager
-def _no_interrupts() -> Iterator[None]:
-    """Clean-up that a second Ctrl-C must not cut short (only the main thread can do this)."""
-    try:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except ValueError:  # not the main thread: nothing to shield
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _interrupted(aws: AwsSession | None, journal: Journal, cfg: EnvironmentConfig) -> Interrupted:
-    """One line for Ctrl-C: the stack's state, the change set it deleted, what was skipped."""
-    parts: list[str] = []
-    with _no_interrupts():
-        if aws is None or not journal.stack:
-            return Interrupted("interrupted before any stack was touched; nothing was changed")
-        created = journal.change_set
-        if created is not None:
-            try:
-                changeset.discard(aws.cloudformation, journal.stack, created)
-                parts.append(f"its unexecuted change set {created.name} was deleted")
-            except DeployError:
-                parts.append(f"its change set {created.name} could not be deleted (aws cloudformation "
-                             "delete-change-set)")
-        try:
-            current = read_stack(aws.cloudformation, journal.stack)
-            state = f"{journal.stack} is {current.status or 'absent'}"
-            if current.state.busy:
-                state += " (CloudFormation carries on without this command)"
-        except DeployError:
-            state = f"the state of {journal.stack} could not be read"
-    if journal.todo:
-        parts.append(f"not done: {', '.join(journal.todo)}")
-    if journal.not_started:
-        parts.append(f"not started: {', '.join(journal.not_started)}")
-    rerun = f"; run `scrybe-kms deploy {cfg.environment}` again to finish" if journal.todo or journal.not_started \
-        else ""
-    return Interrupted("; ".join([f"interrupted: {state}", *parts]) + rerun)
-
-
-def _resume(journal: Journal, cfg: EnvironmentConfig) -> str:
-    todo = ", ".join(journal.todo) or "nothing else"
-    return (f"{journal.stack} may still be in progress: CloudFormation carries on without this command. Run "
-            f"`scrybe-kms deploy {cfg.environment}` again: it follows the stack to the end, then applies what this "
-            f"run did not get to ({todo}).")
 
 
 def _printer(out: TextIO) -> Say:
