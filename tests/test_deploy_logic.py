@@ -261,3 +261,28 @@ def test_building_never_imports_boto3_or_cfn_lint(tmp_path: Path) -> None:
         f"{env}.{kind}" for env in ("dev", "staging", "production")
         for kind in ("json", "stack-policy.json", "alarms.json", "alarms.stack-policy.json", "access.md"))
     assert len(list(tmp_path.iterdir())) == 15
+
+
+@pytest.mark.parametrize(("before", "after"), [(None, "compliance"), ("governance", "compliance"),
+                                               ("compliance", None)])
+def test_object_lock_cannot_be_added_changed_or_dropped_on_a_deployed_bucket(before: Any, after: Any) -> None:
+    """Object Lock protects only versions written after it is set: the deploy command refuses to
+    change it on an existing bucket, and says how to migrate (issue 12, D29)."""
+    from scrybe_kms.template import render
+    from tests.helpers import config
+
+    old = json.loads(render(config(audit_log_object_lock=before)))
+    new = json.loads(render(config(audit_log_object_lock=after)))
+    problems = local_problems(old, new, "us-west-2")
+    assert list(problems) == ["AuditLogBucket"]
+    why = problems["AuditLogBucket"]
+    assert "Object Lock" in why and "Migration: deploy a new bucket" in why
+
+
+def test_multi_region_cannot_change_on_a_deployed_key(templates: dict[str, dict[str, Any]]) -> None:
+    old = templates["production"]
+    new = json.loads(json.dumps(old))
+    new["Resources"]["PhiKey"]["Properties"]["MultiRegion"] = True
+    problems = local_problems(old, new, "us-west-2")
+    assert "MultiRegion cannot change on an existing key" in problems["PhiKey"]
+    assert "re-encrypt" in problems["PhiKey"]

@@ -138,11 +138,27 @@ def local_problems(old: Mapping[str, Any], new: Mapping[str, Any], region: str) 
                 for prop in KMS_KEY_IMMUTABLE:
                     if props_before.get(prop) != props_after.get(prop):
                         problems[title] = (f"{prop} cannot change on an existing key; the update would fail "
-                                           f"and only a new key could have it ({why})")
+                                           f"and only a new key could have it ({why}). Migration: create a new "
+                                           "key (a new stack or key resource), re-encrypt the data under it "
+                                           "(kms:ReEncrypt), then retire the old key")
                         break
+            if kind == "AWS::S3::Bucket" and _lock(props_before) != _lock(props_after):
+                problems[title] = (f"its Object Lock setting would change from {_lock(props_before)} to "
+                                   f"{_lock(props_after)}; Object Lock protects only versions written after it is "
+                                   f"set, and once on it cannot be turned off ({why}). Migration: deploy a new "
+                                   "bucket (a new environment stack, or a new bucket name) with the lock you want, "
+                                   "and keep this one, retained, for the rest of its retention")
             if kind == "AWS::KMS::Alias" and props_before.get("TargetKeyId") != props_after.get("TargetKeyId"):
                 problems[title] = f"its target would change ({why})"
     return problems
+
+
+def _lock(props: Mapping[str, Any]) -> str:
+    """A bucket's Object Lock as one word: ``none``, or its default retention mode."""
+    if not props.get("ObjectLockEnabled"):
+        return "none"
+    rule = props.get("ObjectLockConfiguration", {}).get("Rule", {}).get("DefaultRetention", {})
+    return str(rule.get("Mode", "enabled without a default retention")).lower()
 
 
 #: How to do on purpose what the stack policy forbids.
