@@ -16,7 +16,8 @@ it deleted, and what it did not get to; a rerun finishes that.
 
 The parts: ``flow`` (one stack's deploy), ``session`` (which account and region), ``templates``,
 ``preflight``, ``stack`` (what its status means), ``changeset``, ``refusals``, ``exports``, ``events``,
-``guards``, ``adopt``, ``journal`` and ``envfile``. Only this package imports boto3, and the CLI imports it only for these commands.
+``guards``, ``adopt``, ``journal`` and ``envfile``. Only this package imports boto3, and the CLI
+imports it only for these commands.
 """
 
 from __future__ import annotations
