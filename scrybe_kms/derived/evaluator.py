@@ -165,33 +165,52 @@ def _mapping(value: Any, where: str) -> Mapping[str, Any]:
     return value
 
 
+@lru_cache(maxsize=1024)
 def _account(value: str) -> str | None:
     """The account a principal value names: ``123456789012`` or ``arn:<p>:iam::123456789012:root``."""
     found = re.fullmatch(r"(\d{12})|arn:[^:]+:iam::(\d{12}):root", value)
     return (found.group(1) or found.group(2)) if found else None
 
 
-def _principal(element: Any, request: Request, callers: list[str], deny: bool, iam_allows: bool) -> bool:
-    """``"*"`` and ``{"AWS": "*"}`` are the same and match everyone: roles, service principals and
-    anonymous callers (Principal page, "All principals"; AWS's own resource control policy examples
-    pair ``"Principal": "*"`` with ``aws:PrincipalIsAWSService`` to exempt services, so "*" covers
-    them). A role matches its ARN exactly; a service its name."""
+@dataclass(frozen=True)
+class _Principal:
+    """A statement's Principal, parsed once: ``everyone`` for ``"*"``/``{"AWS": "*"}``, the
+    service names, and each AWS value with the account it names (if it names one)."""
+
+    everyone: bool
+    services: frozenset[str]
+    aws: tuple[tuple[str, str | None], ...]
+
+
+def _parse_principal(element: Any) -> _Principal:
     if element == "*":
-        return True
+        return _Principal(True, frozenset(), ())
+    services: set[str] = set()
+    aws: list[tuple[str, str | None]] = []
     for kind, raw in _mapping(element, "Principal").items():
         values = _strings(raw, f"Principal/{kind}")
         if kind == "Service":
-            if request.service is not None and request.service in values:
-                return True
+            services.update(values)
         elif kind == "AWS":
-            for value in values:
-                account = _account(value)
-                if value == "*" or value in callers or (account and any(
-                        _account(c) == account  # the account's root user itself
-                        or ((deny or iam_allows) and c.split(":")[4:5] == [account]) for c in callers)):
-                    return True
+            aws += [(value, _account(value)) for value in values]
         else:
             raise UnsupportedPolicy(f"Principal type {kind!r} is not supported")
+    return _Principal(any(value == "*" for value, _ in aws), frozenset(services), tuple(aws))
+
+
+def _principal(element: _Principal, request: Request, callers: list[str], deny: bool, iam_allows: bool) -> bool:
+    """``"*"`` and ``{"AWS": "*"}`` are the same and match everyone: roles, service principals and
+    anonymous callers (Principal page, "All principals"; AWS's own resource control policy examples
+    pair ``"Principal": "*"`` with ``aws:PrincipalIsAWSService`` to exempt services, so "*" covers
+    them). A role matches its ARN exactly; a service its name; an account value its root user, and
+    (for a Deny, or an Allow the caller's IAM policies also grant) every principal of that account."""
+    if element.everyone or (request.service is not None and request.service in element.services):
+        return True
+    for value, account in element.aws:
+        if value in callers or (account and any(
+                _account(c) == account  # the account's root user itself
+                or ((deny or iam_allows) and c.split(":")[4:5] == [account]) for c in callers)):
+            return True
     return False
 
 
@@ -201,7 +220,7 @@ class _Prepared:
 
     sid: str
     deny: bool
-    principal: Any
+    principal: _Principal
     #: The Action (or NotAction) patterns as one case-insensitive regular expression.
     actions: re.Pattern[str]
     not_action: bool
@@ -240,12 +259,7 @@ def prepare(policy: Mapping[str, Any]) -> tuple[_Prepared, ...]:
             raise UnsupportedPolicy(f"Effect must be Allow or Deny, got {effect!r}")
         if "Principal" not in statement:
             raise UnsupportedPolicy("a key policy statement needs a Principal")
-        principal = statement["Principal"]
-        if principal != "*":
-            for kind, values in _mapping(principal, "Principal").items():
-                if kind not in ("AWS", "Service"):
-                    raise UnsupportedPolicy(f"Principal type {kind!r} is not supported")
-                _strings(values, f"Principal/{kind}")
+        principal = _parse_principal(statement["Principal"])
         conditions = []
         for op, keys in _mapping(statement.get("Condition", {}), "Condition").items():
             for key, raw_values in _mapping(keys, op).items():
