@@ -584,3 +584,17 @@ def test_adopt_brings_back_what_the_deleted_stack_retained(aws_env: dict[str, st
     assert result.returncode == 0, result.stderr
     assert customer_keys(aws) == keys_before  # no new key
     assert outputs(aws)["KmsKeyId"] == aliases["alias/scrybe-phi-master-key-production"]
+
+
+def test_staging_deploys_both_stacks_too(aws_env: dict[str, str], aws: Any) -> None:
+    """Every environment deploys: production and dev above, staging here (both stacks, in order)."""
+    result = scrybe_kms("deploy", "staging", env=aws_env)
+    assert result.returncode == 0, result.stderr
+    cf = aws("cloudformation")
+    for stack in ("scrybe-kms-staging", "scrybe-kms-staging-alarms"):
+        described = cf.describe_stacks(StackName=stack)["Stacks"][0]
+        assert described["StackStatus"] == "CREATE_COMPLETE", stack
+        assert described["EnableTerminationProtection"] is True, stack
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in cf.describe_stacks(
+        StackName="scrybe-kms-staging")["Stacks"][0]["Outputs"]}
+    assert outputs["KmsKeyAlias"] == "alias/scrybe-phi-master-key-staging"
