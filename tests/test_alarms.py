@@ -78,7 +78,10 @@ def test_each_filter_feeds_an_alarm_that_cannot_miss_a_late_event(
         assert (alarm["Period"], alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (300, 3, 1)
         assert alarm["TreatMissingData"] == "notBreaching"
         assert alarm["ActionsEnabled"] is True
-        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+        # A change to the alarm topic is reported to the watchdog too, never only through that topic.
+        assert alarm["AlarmActions"] == ([{"Ref": "AlarmTopic"}, {"Ref": "WatchdogTopic"}]
+                                         if title in {"AlarmPathTampered", "AlarmDeliveryTampered"}
+                                         else [{"Ref": "AlarmTopic"}])
         assert alarm["AlarmName"] == f"scrybe-phi-{cfg.environment}-{title}"
 
 
@@ -87,8 +90,8 @@ def test_existing_topic_is_notified_and_targeted_too() -> None:
     template = json.loads(render_alarms(config(alarm_topic_arn=topic)))
     for alarm in resources_of_type(template, "AWS::CloudWatch::Alarm").values():
         assert alarm["Properties"]["AlarmActions"][-1] == topic
-    targets = template["Resources"]["AuditEventRule"]["Properties"]["Targets"]
-    assert [t["Arn"] for t in targets] == [{"Ref": "AlarmTopic"}, topic]
+    for rule in resources_of_type(template, "AWS::Events::Rule").values():
+        assert topic in [t["Arn"] for t in rule["Properties"]["Targets"]]
 
 
 def test_topics_are_unencrypted_and_subscribe_the_addresses(alarm_template: dict[str, Any],
@@ -112,29 +115,66 @@ def test_topic_policies(alarm_template: dict[str, Any], env: str) -> None:
             "ArnLike": {"aws:SourceArn": alarm_arns}, "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
         for statement in policy.values():
             assert statement["Action"] == ["sns:Publish"] and statement["Resource"] == [{"Ref": topic}]
-    alarm_policy = statements(alarm_template["Resources"]["AlarmTopicPolicy"]["Properties"]["PolicyDocument"])
-    # EventBridge's user guide: no Condition block in an SNS topic policy for EventBridge (D23).
-    assert alarm_policy["EventBridgeRulePublishes"] == {
-        "Sid": "EventBridgeRulePublishes", "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
-        "Action": ["sns:Publish"], "Resource": [{"Ref": "AlarmTopic"}]}
-    watchdog = statements(alarm_template["Resources"]["WatchdogTopicPolicy"]["Properties"]["PolicyDocument"])
-    assert set(watchdog) == {"CloudWatchAlarmsPublish"}
+    for title, topic in (("AlarmTopicPolicy", "AlarmTopic"), ("WatchdogTopicPolicy", "WatchdogTopic")):
+        policy = statements(alarm_template["Resources"][title]["Properties"]["PolicyDocument"])
+        # EventBridge's user guide: no Condition block in an SNS topic policy for EventBridge (D23).
+        assert policy["EventBridgeRulePublishes"] == {
+            "Sid": "EventBridgeRulePublishes", "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+            "Action": ["sns:Publish"], "Resource": [{"Ref": topic}]}
 
 
-def test_rule_delivers_with_retries_and_a_dead_letter_queue(alarm_template: dict[str, Any]) -> None:
-    rule = alarm_template["Resources"]["AuditEventRule"]["Properties"]
-    assert rule["State"] == "ENABLED"
-    [target] = rule["Targets"]
-    assert target["Arn"] == {"Ref": "AlarmTopic"} and "RoleArn" not in target
-    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["AuditEventDeadLetterQueue", "Arn"]}}
-    assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 86400, "MaximumRetryAttempts": 185}
+def rules_of(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return resources_of_type(template, "AWS::Events::Rule")
+
+
+def test_rules_deliver_with_retries_and_a_dead_letter_queue(alarm_template: dict[str, Any]) -> None:
+    rules = rules_of(alarm_template)
+    assert len(rules) >= 4
+    for title, rule in rules.items():
+        props = rule["Properties"]
+        assert props["State"] == "ENABLED"
+        watchdog_too = set(rule["Metadata"]["ScrybeWatches"]) & {"AlarmPathTampered", "AlarmDeliveryTampered"}
+        assert [t["Arn"] for t in props["Targets"]] == (
+            [{"Ref": "AlarmTopic"}, {"Ref": "WatchdogTopic"}] if watchdog_too else [{"Ref": "AlarmTopic"}]), title
+        for target in props["Targets"]:
+            assert "RoleArn" not in target
+            assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["AuditEventDeadLetterQueue", "Arn"]}}
+            assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 86400, "MaximumRetryAttempts": 185}
+    # Every watched event is in exactly one rule.
+    watched = [t for r in rules.values() for t in r["Metadata"]["ScrybeWatches"]]
+    assert sorted(watched) == sorted(set(watched))
     queue = alarm_template["Resources"]["AuditEventDeadLetterQueue"]["Properties"]
     assert queue["SqsManagedSseEnabled"] is True and "KmsMasterKeyId" not in queue
     policy = statements(alarm_template["Resources"]["AuditEventDeadLetterQueuePolicy"]["Properties"]["PolicyDocument"])
     send = policy["EventBridgeRuleSendsUndeliveredEvents"]
     assert send["Principal"] == {"Service": "events.amazonaws.com"} and send["Action"] == ["sqs:SendMessage"]
-    assert send["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["AuditEventRule", "Arn"]}}}
+    sources = send["Condition"]["ArnEquals"]["aws:SourceArn"]
+    assert sorted(s["Fn::GetAtt"][0] for s in sources) == sorted(rules) and set(send["Condition"]) == {"ArnEquals"}
     assert policy["DenyInsecureTransport"]["Effect"] == "Deny"
+
+
+#: Longest plausible values for what CloudFormation substitutes: a partition, a region, a key ARN.
+LONGEST = {"${AWS::Partition}": "aws-us-gov", "${AWS::Region}": "ap-southeast-5", "${AWS::AccountId}": "123456789012",
+           "${PhiKeyArn}": "arn:aws-us-gov:kms:ap-southeast-5:123456789012:key/mrk-1234abcd12ab34cd56ef1234567890ab",
+           "${AuditKeyArn}": "arn:aws-us-gov:kms:ap-southeast-5:123456789012:key/mrk-1234abcd12ab34cd56ef1234567890ab"}
+
+
+def test_every_rule_pattern_fits_eventbridges_limit(alarm_template: dict[str, Any]) -> None:
+    """EventBridge caps an event pattern at 2,048 characters by default (D30)."""
+    for title, rule in rules_of(alarm_template).items():
+        def filled(node: Any) -> Any:
+            if isinstance(node, dict) and "Fn::Sub" in node:
+                text = node["Fn::Sub"] if isinstance(node["Fn::Sub"], str) else node["Fn::Sub"][0]
+                for name, value in LONGEST.items():
+                    text = text.replace(name, value)
+                return text
+            if isinstance(node, dict):
+                return {k: filled(v) for k, v in node.items()}
+            if isinstance(node, list):
+                return [filled(v) for v in node]
+            return node
+        size = len(json.dumps(filled(rule["Properties"]["EventPattern"]), separators=(",", ":")))
+        assert size <= 2048 - 128, (title, size)
 
 
 def test_health_alarms_watch_the_delivery_path_from_outside_it(alarm_template: dict[str, Any], env: str) -> None:
@@ -147,8 +187,6 @@ def test_health_alarms_watch_the_delivery_path_from_outside_it(alarm_template: d
     assert beat["Period"] * beat["EvaluationPeriods"] == 3600
     assert beat["AlarmActions"] == [{"Ref": "AlarmTopic"}, {"Ref": "WatchdogTopic"}]
     expected = {
-        "AuditEventRuleFailed": ("AWS/Events", "FailedInvocations", {"RuleName": {"Ref": "AuditEventRule"}},
-                                 "WatchdogTopic"),
         "AuditEventsDeadLettered": ("AWS/SQS", "ApproximateNumberOfMessagesVisible",
                                     {"QueueName": {"Fn::GetAtt": ["AuditEventDeadLetterQueue", "QueueName"]}},
                                     "WatchdogTopic"),
@@ -157,6 +195,14 @@ def test_health_alarms_watch_the_delivery_path_from_outside_it(alarm_template: d
         "WatchdogTopicDeliveryFailed": ("AWS/SNS", "NumberOfNotificationsFailed",
                                         {"TopicName": {"Fn::GetAtt": ["WatchdogTopic", "TopicName"]}}, "AlarmTopic"),
     }
+    failed = alarms["AuditEventRuleFailed"]
+    assert failed["AlarmActions"] == [{"Ref": "WatchdogTopic"}]
+    queries = {q["Id"]: q for q in failed["Metrics"]}
+    summed = [q for q in queries.values() if q.get("ReturnData")]
+    assert len(summed) == 1 and summed[0]["Expression"].startswith("SUM([")
+    measured = {q["MetricStat"]["Metric"]["Dimensions"][0]["Value"]["Ref"]
+                for q in queries.values() if "MetricStat" in q}
+    assert measured == set(rules_of(alarm_template)), "every rule's FailedInvocations is summed"
     for title, (namespace, metric, dimensions, topic) in expected.items():
         alarm = alarms[title]
         assert (alarm["Namespace"], alarm["MetricName"]) == (namespace, metric)
@@ -170,14 +216,16 @@ def test_eventbridge_rule_reports_the_same_events_as_the_filters(
     """Both channels, on every sample record of every filter test: the rule matches a record
     exactly when one of the watched-event filters does (the CIS and burst filters are filter-only)."""
     patterns = rendered_patterns(templates["production"], alarm_templates["production"])
-    watched = [patterns[t] for t in WATCHED]
-    rule = resolve_sub(alarm_templates["production"]["Resources"]["AuditEventRule"]["Properties"]["EventPattern"])
+    rules = {title: (resolve_sub(r["Properties"]["EventPattern"]), r["Metadata"]["ScrybeWatches"])
+             for title, r in rules_of(alarm_templates["production"]).items()}
+    assert sorted(t for _, watches in rules.values() for t in watches) == sorted(WATCHED)
     samples = [event for positive, negative in CASES.values() for event in positive + negative]
     assert len(samples) > 80
     for event in samples:
-        by_filter = any(filter_matches(p, event) for p in watched)
-        assert event_matches(rule, as_eventbridge_event(event)) == by_filter, (event["eventName"],
-                                                                              event.get("requestParameters"))
+        for title, (pattern, watches) in rules.items():
+            by_filter = any(filter_matches(patterns[t], event) for t in watches)
+            assert event_matches(pattern, as_eventbridge_event(event)) == by_filter, (
+                title, event["eventName"], event.get("requestParameters"))
 
 
 def test_alarm_path_never_depends_on_the_phi_key(template: dict[str, Any], alarm_template: dict[str, Any]) -> None:

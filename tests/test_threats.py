@@ -51,7 +51,7 @@ THREATS = (
            ("alarm:AuditBucketTampered", "rule:AuditBucketTampered", "alarm:S3BucketPolicyChangedCis48")),
     Threat("Delete or disable an alarm or a metric filter", ("*Alarm", "*Filter"),
            ("rule:AlarmPathTampered",)),
-    Threat("Disable, delete or retarget the EventBridge rule", ("AuditEventRule",),
+    Threat("Disable, delete or retarget an EventBridge rule", ("AuditEventRule*",),
            ("alarm:AlarmPathTampered",)),
     Threat("Delete the alarm topic or change who may publish to it", ("AlarmTopic", "AlarmTopicPolicy"),
            ("alarm:AuditEventRuleFailed", "alarm:AuditEventsDeadLettered", "alarm:AlarmTopicDeliveryFailed")),
@@ -106,7 +106,8 @@ def channels(everything: dict[str, dict[str, Any]], detection: str) -> list[set[
             base |= {f"{title}Filter"} | log_path(everything, reads)
         topics = list(refs(alarm["AlarmActions"]))
     else:
-        rule = next(t for t, r in everything.items() if r["Type"] == "AWS::Events::Rule")
+        [rule] = [t for t, r in everything.items() if r["Type"] == "AWS::Events::Rule"
+                  and title in r["Metadata"]["ScrybeWatches"]]
         trails = {t for t, r in everything.items() if r["Type"] == "AWS::CloudTrail::Trail"}
         base = {rule} | trails  # "AWS API Call via CloudTrail" events need a logging trail
         topics = [t for t in refs(everything[rule]["Properties"]["Targets"]) if t in everything]

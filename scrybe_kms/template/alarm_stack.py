@@ -39,16 +39,22 @@ def build_alarm_template(cfg: EnvironmentConfig) -> Template:
                                       "is reported through something else.")
     external = [cfg.alarm_topic_arn] if cfg.alarm_topic_arn else []
     alarms.metric_filters(t, environment=env, log_group=naming.log_group_name(env), watched=watched,
-                          literal=monitoring.literal_filters(), keys=alarms.key_variables(env), kms=False)
+                          literal=monitoring.literal_filters(), keys=alarms.key_variables(env), key_stack=False)
+    to_watchdog = {t for members, watchdog_too in monitoring.RULE_GROUPS.values() if watchdog_too for t in members}
     alarms.event_alarms(t, environment=env, watched=watched, literal=monitoring.literal_filters(),
-                        actions=[Ref(topic), *external])
-    queue = alarms.dead_letter_queue(t, environment=env, rule_title="AuditEventRule")
-    rule = alarms.audit_event_rule(t, environment=env, watched=watched, targets=[Ref(topic), *external],
-                                   dead_letter_arn=GetAtt(queue, "Arn"))
-    alarms.health_alarms(t, environment=env, rule=rule, queue=queue, alarm_topic=topic, watchdog=watchdog,
+                        actions=[Ref(topic), *external], watchdog=Ref(watchdog), also_watchdog=to_watchdog)
+    titles = {w.title for w in watched}
+    rule_titles = [f"AuditEventRule{g}" for g, (members, _) in monitoring.RULE_GROUPS.items() if titles & set(members)]
+    queue = alarms.dead_letter_queue(t, environment=env, rule_titles=rule_titles)
+    event_rules = alarms.audit_event_rules(t, environment=env, watched=watched, groups=monitoring.RULE_GROUPS,
+                                     targets=[Ref(topic), *external], watchdog=Ref(watchdog),
+                                     dead_letter_arn=GetAtt(queue, "Arn"))
+    alarms.health_alarms(t, environment=env, rules=event_rules, queue=queue, alarm_topic=topic, watchdog=watchdog,
                          external=external)
     alarms.topic_policy(t, environment=env, topic=topic, events_publish=True, title="AlarmTopicPolicy")
-    alarms.topic_policy(t, environment=env, topic=watchdog, events_publish=False, title="WatchdogTopicPolicy")
+    # The alarm-path rule also reports to the watchdog: a change to the alarm topic is not reported
+    # only through the alarm topic.
+    alarms.topic_policy(t, environment=env, topic=watchdog, events_publish=True, title="WatchdogTopicPolicy")
     return t
 
 

@@ -19,7 +19,7 @@ from troposphere import AWSHelperFn, GetAtt, ImportValue, Ref, Sub, Template, cl
 from scrybe_kms.config import naming
 from scrybe_kms.template import policies
 from scrybe_kms.template.context import context
-from scrybe_kms.template.monitoring import LiteralFilter
+from scrybe_kms.template.monitoring import KEY_STACK_FILTERS, LiteralFilter
 from scrybe_kms.template.tags import standard_tags
 from scrybe_kms.template.watched_events import WatchedEvent, event_pattern, filter_pattern
 
@@ -27,12 +27,11 @@ __all__ = [
     "ALARM_PERIOD",
     "EVALUATION_PERIODS",
     "alarm_topic",
-    "audit_event_rule",
+    "audit_event_rules",
     "dead_letter_queue",
     "event_alarms",
     "health_alarms",
     "metric_filters",
-    "on_kms",
     "topic_policy",
 ]
 
@@ -97,7 +96,7 @@ def topic_policy(template: Template, *, environment: str, topic: sns.Topic, even
         title, Topics=[Ref(topic)], PolicyDocument=policies.policy_document(statements)))
 
 
-def dead_letter_queue(template: Template, *, environment: str, rule_title: str) -> sqs.Queue:
+def dead_letter_queue(template: Template, *, environment: str, rule_titles: Sequence[str]) -> sqs.Queue:
     """Where EventBridge puts events it could not deliver; SQS-managed encryption, no KMS key."""
     queue = template.add_resource(sqs.Queue(
         "AuditEventDeadLetterQueue",
@@ -122,7 +121,7 @@ def dead_letter_queue(template: Template, *, environment: str, rule_title: str) 
             # The statement the EventBridge user guide documents for a rule's dead-letter queue.
             policies.allow_service("EventBridgeRuleSendsUndeliveredEvents", "events.amazonaws.com",
                                    [policies.SQS_SEND], [GetAtt(queue, "Arn")],
-                                   ArnEquals("aws:SourceArn", GetAtt(rule_title, "Arn"))),
+                                   ArnEquals("aws:SourceArn", [GetAtt(t, "Arn") for t in rule_titles])),
             policies.deny_insecure_transport([GetAtt(queue, "Arn")], [policies.SQS_ALL]),
         ]),
     ))
@@ -148,19 +147,14 @@ def _specs(watched: Sequence[WatchedEvent], literal: Sequence[LiteralFilter]) ->
             + [(f.title, f.description, f.pattern, f.threshold) for f in literal])
 
 
-def on_kms(pattern: str) -> bool:
-    """Filters on KMS events live in the key stack, next to the keys they name; the others (trail,
-    buckets, alarm path, break-glass) in the alarm stack. Both read the key stack's log group."""
-    return "kms.amazonaws.com" in pattern
-
-
 def metric_filters(template: Template, *, environment: str, log_group: Any, watched: Sequence[WatchedEvent],
-                   literal: Sequence[LiteralFilter], keys: dict[str, Any], kms: bool) -> None:
-    """A metric filter on the trail's log group per watched event and literal filter whose pattern
-    is (``kms=True``) or is not about KMS events (``keys``: values for ``${PhiKeyArn}``/``${AuditKeyArn}``)."""
+                   literal: Sequence[LiteralFilter], keys: dict[str, Any], key_stack: bool) -> None:
+    """A metric filter on the trail's log group per watched event and literal filter: in the key
+    stack (``key_stack=True``) those on what that stack owns (``KEY_STACK_FILTERS``: keys, aliases,
+    trail, buckets), in the alarm stack the rest (``keys``: values for ``${PhiKeyArn}``/``${AuditKeyArn}``)."""
     namespace = naming.metric_namespace(environment)
     for title, _, pattern, _ in _specs(watched, literal):
-        if on_kms(pattern) != kms:
+        if (title in KEY_STACK_FILTERS) != key_stack:
             continue
         template.add_resource(logs.MetricFilter(
             f"{title}Filter",
@@ -174,17 +168,20 @@ def metric_filters(template: Template, *, environment: str, log_group: Any, watc
 
 
 def event_alarms(template: Template, *, environment: str, watched: Sequence[WatchedEvent],
-                 literal: Sequence[LiteralFilter], actions: Sequence[Any]) -> list[cloudwatch.Alarm]:
-    """An alarm on each metric the key stack's filters count; one matching event raises it."""
+                 literal: Sequence[LiteralFilter], actions: Sequence[Any], watchdog: Any,
+                 also_watchdog: set[str]) -> list[cloudwatch.Alarm]:
+    """An alarm on each metric the filters count; one matching event raises it. The alarms in
+    ``also_watchdog`` (changes to the alarm topic) notify the watchdog topic too."""
     namespace = naming.metric_namespace(environment)
-    return [_alarm(template, environment, title, description, actions,
+    return [_alarm(template, environment, title, description,
+                   [*actions[:1], watchdog, *actions[1:]] if title in also_watchdog else actions,
                    Namespace=namespace, MetricName=title, Statistic="Sum", Period=ALARM_PERIOD,
                    EvaluationPeriods=EVALUATION_PERIODS, DatapointsToAlarm=1, Threshold=threshold,
                    ComparisonOperator="GreaterThanOrEqualToThreshold", TreatMissingData="notBreaching")
             for title, description, _, threshold in _specs(watched, literal)]
 
 
-def health_alarms(template: Template, *, environment: str, rule: events.Rule, queue: sqs.Queue,
+def health_alarms(template: Template, *, environment: str, rules: Sequence[events.Rule], queue: sqs.Queue,
                   alarm_topic: sns.Topic, watchdog: sns.Topic, external: Sequence[Any]) -> None:
     """The delivery path watched from outside it: log delivery, the rule, its queue, both topics."""
     def alarm(title: str, description: str, actions: Sequence[Any], namespace: str, metric: str,
@@ -203,10 +200,21 @@ def health_alarms(template: Template, *, environment: str, rule: events.Rule, qu
           [Ref(alarm_topic), Ref(watchdog)], "AWS/Logs", "IncomingLogEvents",
           {"LogGroupName": naming.log_group_name(environment)}, comparison="LessThanThreshold",
           missing="breaching", period=HEARTBEAT_PERIOD, periods=HEARTBEAT_PERIODS)
-    alarm("AuditEventRuleFailed",
-          "EventBridge could not deliver audit events to the alarm topic (FailedInvocations): the topic or its "
-          "policy may have been changed. Undelivered events are in the dead-letter queue.",
-          [Ref(watchdog)], "AWS/Events", "FailedInvocations", {"RuleName": Ref(rule)})
+    # One alarm on the sum of every rule's FailedInvocations (metric math), not one per rule.
+    _alarm(template, environment, "AuditEventRuleFailed",
+           "EventBridge could not deliver audit events to the alarm topic (FailedInvocations of any audit-event "
+           "rule): the topic or its policy may have been changed. Undelivered events are in the dead-letter queue.",
+           [Ref(watchdog), *external], EvaluationPeriods=1, DatapointsToAlarm=1, Threshold=1,
+           ComparisonOperator="GreaterThanOrEqualToThreshold", TreatMissingData="notBreaching",
+           Metrics=[*(cloudwatch.MetricDataQuery(
+               Id=f"rule{i}", ReturnData=False, MetricStat=cloudwatch.MetricStat(
+                   Period=ALARM_PERIOD, Stat="Sum", Metric=cloudwatch.Metric(
+                       Namespace="AWS/Events", MetricName="FailedInvocations",
+                       Dimensions=[cloudwatch.MetricDimension(Name="RuleName", Value=Ref(rule))])))
+               for i, rule in enumerate(rules)),
+               cloudwatch.MetricDataQuery(Id="failed", Label="FailedInvocations of every audit-event rule",
+                                          Expression=f"SUM([{', '.join(f'rule{i}' for i in range(len(rules)))}])",
+                                          ReturnData=True)])
     alarm("AuditEventsDeadLettered",
           "Audit events are waiting in the dead-letter queue: they never reached the alarm topic. Read them.",
           [Ref(watchdog)], "AWS/SQS", "ApproximateNumberOfMessagesVisible",
@@ -219,19 +227,30 @@ def health_alarms(template: Template, *, environment: str, rule: events.Rule, qu
           [Ref(alarm_topic)], "AWS/SNS", "NumberOfNotificationsFailed", {"TopicName": GetAtt(watchdog, "TopicName")})
 
 
-def audit_event_rule(template: Template, *, environment: str, watched: Sequence[WatchedEvent],
-                     targets: Sequence[Any], dead_letter_arn: Any, title: str = "AuditEventRule") -> events.Rule:
-    """EventBridge channel: the same watched events, straight from CloudTrail to the topics."""
-    return template.add_resource(events.Rule(
-        title,
-        Name=naming.event_rule_name(environment, "audit-events"),
-        Description="Tampering with the PHI key, its trail, buckets and alarms, independent of log delivery",
-        State="ENABLED",
-        EventPattern=bind(event_pattern(watched), key_variables(environment)),
-        Targets=[events.Target(
-            Id=f"Topic{i}", Arn=arn,
-            DeadLetterConfig=events.DeadLetterConfig(Arn=dead_letter_arn),
-            RetryPolicy=events.RetryPolicy(MaximumEventAgeInSeconds=86_400, MaximumRetryAttempts=185),
-        ) for i, arn in enumerate(targets)],
-        Metadata=context("Second channel for the watched events; does not wait for CloudWatch Logs delivery."),
-    ))
+def audit_event_rules(template: Template, *, environment: str, watched: Sequence[WatchedEvent],
+                      groups: dict[str, tuple[tuple[str, ...], bool]], targets: Sequence[Any],
+                      watchdog: Any, dead_letter_arn: Any) -> list[events.Rule]:
+    """EventBridge channel: the same watched events, straight from CloudTrail to the topics, one
+    rule per group (D30). Each rule lists the events it watches in its Metadata."""
+    by_title = {w.title: w for w in watched}
+    rules = []
+    for group, (titles, to_watchdog) in groups.items():
+        mine = [by_title[t] for t in titles if t in by_title]
+        if not mine:
+            continue
+        arns = [*targets, watchdog] if to_watchdog else list(targets)
+        rules.append(template.add_resource(events.Rule(
+            f"AuditEventRule{group}",
+            Name=naming.event_rule_name(environment, f"audit-events-{group.lower()}"),
+            Description=f"{group}: tampering reported independently of log delivery",
+            State="ENABLED",
+            EventPattern=bind(event_pattern(mine), key_variables(environment)),
+            Targets=[events.Target(
+                Id=f"Topic{i}", Arn=arn,
+                DeadLetterConfig=events.DeadLetterConfig(Arn=dead_letter_arn),
+                RetryPolicy=events.RetryPolicy(MaximumEventAgeInSeconds=86_400, MaximumRetryAttempts=185),
+            ) for i, arn in enumerate(arns)],
+            Metadata={**context("Second channel for the watched events; does not wait for CloudWatch Logs "
+                                "delivery."), "ScrybeWatches": [w.title for w in mine]},
+        )))
+    return rules

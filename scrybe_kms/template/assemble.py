@@ -72,8 +72,8 @@ def build_template(cfg: EnvironmentConfig) -> Template:
 
     audit = new_key(
         "AuditKey", purpose="audit-path",
-        description=f"Scrybe audit-path key for the trail log group and alarm topic ({env})",
-        why="Separate key for the trail log group and alarm topic, so disabling the PHI key cannot "
+        description=f"Scrybe audit-path key for the trail log group ({env})",
+        why="Separate key for the trail's log group, so disabling the PHI key cannot "
             "silence the alarm that reports it.",
     )
     key.key_aliases(t, audit, [naming.audit_alias(env)], title_prefix="AuditKeyAlias")
@@ -94,11 +94,11 @@ def build_template(cfg: EnvironmentConfig) -> Template:
                                       retention_days=cfg.audit_log_retention_days)
     audit_trail = trail.audit_trail(t, environment=env, key=phi, bucket=logs_bucket, log_group=log_group)
 
-    # The filters on KMS events live beside the keys they name; the alarms on their metrics, and the
+    # The filters on what this stack owns live beside it; the alarms on their metrics, and the
     # other filters, are in the alarm stack (decision D21).
     alarms.metric_filters(t, environment=env, log_group=Ref(log_group), watched=monitoring.watched_events(cfg),
                           literal=monitoring.literal_filters(), keys={"PhiKeyArn": phi.arn, "AuditKeyArn": audit.arn},
-                          kms=True)
+                          key_stack=True)
 
     outputs.add_outputs(t, environment=env, key=phi, audit_key=audit, alias=cfg.primary_alias,
                         trail=audit_trail, bucket=logs_bucket.resource)

@@ -18,6 +18,8 @@ __all__ = [
     "CIS_4_5_PATTERN",
     "CIS_4_7_PATTERN",
     "CIS_4_8_PATTERN",
+    "KEY_STACK_FILTERS",
+    "RULE_GROUPS",
     "LiteralFilter",
     "literal_filters",
     "watched_events",
@@ -34,6 +36,25 @@ CIS_4_8_PATTERN = ("{($.eventSource=s3.amazonaws.com) && (($.eventName=PutBucket
                    "($.eventName=PutBucketLifecycle) || ($.eventName=PutBucketReplication) || "
                    "($.eventName=DeleteBucketPolicy) || ($.eventName=DeleteBucketCors) || "
                    "($.eventName=DeleteBucketLifecycle) || ($.eventName=DeleteBucketReplication))}")
+#: The EventBridge rules, each a group of watched events: EventBridge caps a rule's event pattern at
+#: 2,048 characters by default (4,096 at most, on request), so one rule cannot hold them all
+#: (decision D30). A group's events also go to the watchdog topic when ``watchdog`` is set: the
+#: alarm-delivery events report changes to the alarm topic itself.
+RULE_GROUPS: dict[str, tuple[tuple[str, ...], bool]] = {
+    "PhiKey": (("PhiKeyDisabled", "PhiKeyDeletionScheduled", "PhiKeyPolicyChanged", "PhiKeyGrantCreated",
+                "PhiKeyRotationDisabled"), False),
+    "AuditKeyAndAliases": (("AuditKeyTampered", "KeyAliasChanged", "EmergencyRoleUsed"), False),
+    "TrailAndBuckets": (("AuditTrailTampered", "AuditBucketTampered"), False),
+    "AlarmPath": (("AlarmPathTampered", "AlarmDeliveryTampered"), True),
+}
+#: Metric filters that live in the key stack, beside what they watch (keys, aliases, the trail, the
+#: buckets); the others (alarm path, break-glass) go with the alarm stack (decision D21).
+KEY_STACK_FILTERS = frozenset({
+    "PhiKeyDisabled", "PhiKeyDeletionScheduled", "PhiKeyPolicyChanged", "PhiKeyGrantCreated", "PhiKeyRotationDisabled",
+    "AuditKeyTampered", "KeyAliasChanged", "AuditTrailTampered", "AuditBucketTampered",
+    "KmsKeyDisabledOrDeletionScheduledCis47", "CloudTrailConfigurationChangedCis45", "S3BucketPolicyChangedCis48",
+    "PhiKeyAccessDeniedBurst",
+})
 #: Access-denied calls on the PHI key within one 5-minute period that count as probing.
 ACCESS_DENIED_BURST = 5
 
@@ -73,7 +94,7 @@ def watched_events(cfg: EnvironmentConfig) -> tuple[WatchedEvent, ...]:
     # trailing * is documented as a wildcard in filter patterns, so both are spelled out).
     queue = tuple(f"https://{host}/${{AWS::AccountId}}/{naming.dead_letter_queue_name(env)}"
                   for host in ("sqs.${AWS::Region}.amazonaws.com", "${AWS::Region}.queue.amazonaws.com"))
-    rule = naming.event_rule_name(env, "audit-events")
+    rule = naming.event_rule_name(env, "audit-events")  # every rule's name starts with it
     found = [
         _key_event("PhiKeyDisabled", "DisableKey",
                    "The PHI master key was disabled: the application can no longer encrypt or decrypt PHI. "
@@ -94,7 +115,7 @@ def watched_events(cfg: EnvironmentConfig) -> tuple[WatchedEvent, ...]:
         WatchedEvent("AuditKeyTampered",
                      "The audit-path key (trail log group) was disabled, scheduled for deletion, re-policied, "
                      "granted or lost rotation: CloudTrail's copy in CloudWatch Logs, and so every metric-filter "
-                     "alarm, may stop. This message came through EventBridge or a delivery heartbeat.",
+                     "alarm, may stop. The EventBridge rule and the log-delivery heartbeat still report it.",
                      "kms", ("DisableKey", "ScheduleKeyDeletion", "PutKeyPolicy", "DisableKeyRotation", "CreateGrant"),
                      (AUDIT_KEY,)),
         WatchedEvent("KeyAliasChanged",
@@ -131,9 +152,9 @@ def watched_events(cfg: EnvironmentConfig) -> tuple[WatchedEvent, ...]:
                          (WRITE, Match("eventSource", ("logs.amazonaws.com",)),
                           Match("requestParameters.logGroupName", (naming.log_group_name(env),))),
                          (WRITE, Match("eventSource", ("events.amazonaws.com",)),
-                          Match("requestParameters.name", (rule,))),
+                          Match("requestParameters.name", (rule + "*",))),
                          (WRITE, Match("eventSource", ("events.amazonaws.com",)),
-                          Match("requestParameters.rule", (rule,))),
+                          Match("requestParameters.rule", (rule + "*",))),
                      )),
         WatchedEvent("AlarmDeliveryTampered",
                      "An alarm topic or the dead-letter queue was deleted, re-policied, purged or had its "

@@ -67,7 +67,8 @@ def alarm_resolved(aws: Any, node: Any) -> Any:
               "WatchdogTopic.TopicName": physical["WatchdogTopic"].rsplit(":", 1)[1],
               "AuditEventDeadLetterQueue.QueueName": queue,
               "AuditEventDeadLetterQueue.Arn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}",
-              "AuditEventRule.Arn": f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{physical['AuditEventRule']}"}
+              **{f"{title}.Arn": f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{name}"
+                 for title, name in physical.items() if title.startswith("AuditEventRule")}}
     return resolve(imported(node, exports), values)
 
 
@@ -223,19 +224,22 @@ def test_alarms_as_the_template_says(aws: Any) -> None:
     assert watched == {"scrybe-phi-key-alarms-production", "scrybe-phi-key-watchdog-production"}
 
 
-def test_audit_event_rule_watches_this_key_and_dead_letters(aws: Any) -> None:
-    props = alarm_template()["Resources"]["AuditEventRule"]["Properties"]
-    rule = aws("events").describe_rule(Name=props["Name"])
-    pattern = json.loads(rule["EventPattern"])
-    assert pattern == alarm_resolved(aws, props["EventPattern"])
-    for imported_arn in (outputs(aws)["KmsKeyArn"], outputs(aws)["AuditKeyArn"]):  # the imports resolved
-        assert f'"{imported_arn}"' in rule["EventPattern"]
-    assert (rule["State"], rule["Description"]) == ("ENABLED", props["Description"])
-    targets = aws("events").list_targets_by_rule(Rule=props["Name"])["Targets"]
-    assert targets == alarm_resolved(aws, props["Targets"])
-    assert targets[0]["Arn"] == ALARM_TOPIC
+def test_audit_event_rules_watch_these_keys_and_dead_letter(aws: Any) -> None:
+    rules = {t: r["Properties"] for t, r in alarm_template()["Resources"].items() if r["Type"] == "AWS::Events::Rule"}
+    assert len(rules) >= 4
     queue = alarm_template()["Resources"]["AuditEventDeadLetterQueue"]["Properties"]["QueueName"]
-    assert targets[0]["DeadLetterConfig"]["Arn"] == f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}"
+    seen = ""
+    for props in rules.values():
+        rule = aws("events").describe_rule(Name=props["Name"])
+        assert json.loads(rule["EventPattern"]) == alarm_resolved(aws, props["EventPattern"])
+        assert (rule["State"], rule["Description"]) == ("ENABLED", props["Description"])
+        seen += rule["EventPattern"]
+        targets = aws("events").list_targets_by_rule(Rule=props["Name"])["Targets"]
+        assert targets == alarm_resolved(aws, props["Targets"])
+        assert targets[0]["Arn"] == ALARM_TOPIC
+        assert all(t["DeadLetterConfig"]["Arn"] == f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}" for t in targets)
+    for imported_arn in (outputs(aws)["KmsKeyArn"], outputs(aws)["AuditKeyArn"]):  # the imports resolved
+        assert f'"{imported_arn}"' in seen
 
 
 def test_dead_letter_queue_keeps_undelivered_events(aws: Any) -> None:
