@@ -17,6 +17,7 @@ from awacs.aws import ArnEquals, ArnLike, StringEquals
 from troposphere import AWSHelperFn, GetAtt, ImportValue, Ref, Sub, Template, cloudwatch, events, logs, sns, sqs
 
 from scrybe_kms.config import naming
+from scrybe_kms.template import condition_keys as keys
 from scrybe_kms.template import policies
 from scrybe_kms.template.context import context
 from scrybe_kms.template.monitoring import KEY_STACK_FILTERS, LiteralFilter
@@ -87,8 +88,8 @@ def topic_policy(template: Template, *, environment: str, topic: sns.Topic, even
     alarms = Sub("arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:"
                  + naming.alarm_name_prefix(environment) + "*")
     statements = [policies.allow_service("CloudWatchAlarmsPublish", "cloudwatch.amazonaws.com",
-                                         [policies.SNS_PUBLISH], [Ref(topic)], ArnLike("aws:SourceArn", alarms),
-                                         StringEquals("aws:SourceAccount", Ref("AWS::AccountId")))]
+                                         [policies.SNS_PUBLISH], [Ref(topic)], ArnLike(keys.SOURCE_ARN, alarms),
+                                         StringEquals(keys.SOURCE_ACCOUNT, Ref("AWS::AccountId")))]
     if events_publish:
         statements.append(policies.allow_service("EventBridgeRulePublishes", "events.amazonaws.com",
                                                  [policies.SNS_PUBLISH], [Ref(topic)]))
@@ -121,7 +122,7 @@ def dead_letter_queue(template: Template, *, environment: str, rule_titles: Sequ
             # The statement the EventBridge user guide documents for a rule's dead-letter queue.
             policies.allow_service("EventBridgeRuleSendsUndeliveredEvents", "events.amazonaws.com",
                                    [policies.SQS_SEND], [GetAtt(queue, "Arn")],
-                                   ArnEquals("aws:SourceArn", [GetAtt(t, "Arn") for t in rule_titles])),
+                                   ArnEquals(keys.SOURCE_ARN, [GetAtt(t, "Arn") for t in rule_titles])),
             policies.deny_insecure_transport([GetAtt(queue, "Arn")], [policies.SQS_ALL]),
         ]),
     ))

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import awacs.s3 as s3_actions
-from awacs.aws import Allow, ArnLike, AWSPrincipal, Deny, PolicyDocument, Principal, Statement, StringEquals
+from awacs.aws import Allow, ArnLike, Deny, PolicyDocument, Principal, Statement, StringEquals
 from troposphere import GetAtt, Ref, Sub, Template, s3
 
+from scrybe_kms.template import condition_keys as keys
 from scrybe_kms.template import guards, policies, retention
 from scrybe_kms.template.context import context
 from scrybe_kms.template.key import KeyHandle
@@ -54,7 +55,7 @@ class BucketHandle:
         """List the bucket and read every object version; nothing else (auditors, decision D16)."""
         [roles] = guards.checked(f"{self.resource.title}.allow_readers", (guards.ROLES, "role_arns", role_arns))
         self.add_statement(policies.statement(
-            Allow, sid, AWSPrincipal(list(roles) if len(roles) > 1 else roles[0]), READ_ACTIONS,
+            Allow, sid, policies.role_principal(roles), READ_ACTIONS,
             [self.arn, self.objects()], None))
 
 
@@ -155,8 +156,8 @@ def audit_log_bucket(template: Template, *, environment: str, name: Any, key: Ke
     access_logs.add_statement(policies.allow_service(
         "S3ServerAccessLogDelivery", "logging.s3.amazonaws.com", [s3_actions.PutObject],
         [access_logs.objects(ACCESS_LOG_PREFIX)],
-        ArnLike("aws:SourceArn", Sub("arn:${AWS::Partition}:s3:::${BucketName}", BucketName=name)),
-        StringEquals("aws:SourceAccount", Ref("AWS::AccountId")),
+        ArnLike(keys.SOURCE_ARN, Sub("arn:${AWS::Partition}:s3:::${BucketName}", BucketName=name)),
+        StringEquals(keys.SOURCE_ACCOUNT, Ref("AWS::AccountId")),
     ))
     handle.add_statement(
         policies.deny_insecure_transport([handle.arn, handle.objects()]),

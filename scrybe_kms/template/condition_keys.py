@@ -21,7 +21,6 @@ __all__ = [
     "SECURE_TRANSPORT",
     "SOURCE_ACCOUNT",
     "SOURCE_ARN",
-    "SOURCE_IDENTITY",
     "VIA_SERVICE",
 ]
 
@@ -30,8 +29,6 @@ SOURCE_ACCOUNT: str = aws.SourceAccount
 SECURE_TRANSPORT: str = aws.SecureTransport
 MFA_PRESENT: str = aws.MultiFactorAuthPresent
 PRINCIPAL_ARN: str = aws.PrincipalArn
-#: Set for the whole session by the identity provider at federation, and kept through role chaining.
-SOURCE_IDENTITY = "aws:SourceIdentity"
 
 VIA_SERVICE = "kms:ViaService"
 CALLER_ACCOUNT = "kms:CallerAccount"

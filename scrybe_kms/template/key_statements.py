@@ -27,16 +27,16 @@ from awacs.aws import (
 from troposphere import Sub
 
 from scrybe_kms.config import ConfigError
+from scrybe_kms.config.rules import EMERGENCY_MFA_MODES
 from scrybe_kms.template import condition_keys as keys
 from scrybe_kms.template import guards
-from scrybe_kms.template.policies import conditions, statement
+from scrybe_kms.template.policies import conditions, role_principal, statement
 
 __all__ = [
     "ACCESS_ANALYZER_READ_ACTIONS",
     "APPLICATION_CRYPTO_ACTIONS",
     "AWS_RESOURCE_GRANT_ACTIONS",
     "BACKUP_ACTIONS",
-    "COMPLIANCE_READ_ACTIONS",
     "CONFIG_READ_ACTIONS",
     "EMERGENCY_MFA_MODES",
     "KEY_ADMIN_ACTIONS",
@@ -58,7 +58,6 @@ __all__ = [
 #: determine whether that provider required MFA": the identity provider enforces MFA, the key
 #: policy names the role alone, and every use raises the EmergencyRoleUsed alarm.
 EmergencyMfa = Literal["session", "identity-provider"]
-EMERGENCY_MFA_MODES: tuple[str, ...] = ("session", "identity-provider")
 
 #: What the application role may do, exactly as the original: use the key, never manage it.
 APPLICATION_CRYPTO_ACTIONS: tuple[Action, ...] = (
@@ -120,7 +119,6 @@ ACCESS_ANALYZER_READ_ACTIONS: tuple[Action, ...] = (
     kms.ListGrants,
     kms.ListKeyPolicies,
 )
-COMPLIANCE_READ_ACTIONS = tuple(dict.fromkeys((*CONFIG_READ_ACTIONS, *ACCESS_ANALYZER_READ_ACTIONS)))
 
 #: Auditors reading CloudTrail's log files: Decrypt only, under CloudTrail's context (decision D16).
 LOG_READER_ACTIONS: tuple[Action, ...] = (kms.Decrypt,)
@@ -137,7 +135,7 @@ BACKUP_ACTIONS: tuple[Action, ...] = (
 
 def _roles(field: str, arns: Sequence[str]) -> AWSPrincipal:
     [checked] = guards.checked(field, (guards.ROLES, field, arns))
-    return AWSPrincipal(checked[0] if len(checked) == 1 else list(checked))
+    return role_principal(checked)
 
 
 def _via(endpoints: Sequence[Any], account: Any) -> list[Any]:

@@ -17,6 +17,7 @@ import awacs.sqs as sqs
 from awacs.aws import (
     Action,
     Allow,
+    AWSPrincipal,
     Bool,
     Condition,
     ConditionElement,
@@ -33,13 +34,13 @@ __all__ = [
     "CLOUDTRAIL_ENCRYPT_ACTIONS",
     "CRYPTO_ACTIONS",
     "LOG_GROUP_KEY_ACTIONS",
-    "TOPIC_PUBLISHER_KEY_ACTIONS",
     "action_names",
     "allow_service",
     "append_statements",
     "conditions",
     "deny_insecure_transport",
     "policy_document",
+    "role_principal",
     "statement",
 ]
 
@@ -72,8 +73,6 @@ LOG_GROUP_KEY_ACTIONS: tuple[Action, ...] = (
     kms.Action("GenerateDataKey*"),
     kms.Action("Describe*"),
 )
-#: An AWS service publishing to an SNS topic encrypted with a customer key.
-TOPIC_PUBLISHER_KEY_ACTIONS: tuple[Action, ...] = (kms.Action("GenerateDataKey*"), kms.Decrypt)
 
 #: Object-level S3 actions the TLS-only statement also has to cover.
 S3_ALL: Action = s3.Action("*")
@@ -118,6 +117,11 @@ def statement(effect: Any, sid: str, principal: Principal | str, actions: Sequen
     if condition is not None:
         kwargs["Condition"] = condition
     return Statement(**kwargs)
+
+
+def role_principal(arns: Sequence[Any]) -> AWSPrincipal:
+    """Checked role ARNs as an ``AWS`` principal: one string for one role, else a list."""
+    return AWSPrincipal(arns[0] if len(arns) == 1 else list(arns))
 
 
 def allow_service(sid: str, service: Any, actions: Sequence[Action],

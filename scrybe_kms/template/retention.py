@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from troposphere import s3
 
+from scrybe_kms.config.rules import OBJECT_LOCK_MODES
+
 __all__ = ["LARGE_OBJECT_BYTES", "OBJECT_LOCK_MODES", "lifecycle", "object_lock"]
 
 #: Lifecycle does not transition objects under 128 KB by default, and most CloudTrail log files are
 #: smaller; only larger files are archived (D28).
 LARGE_OBJECT_BYTES = 128 * 1024
-OBJECT_LOCK_MODES = ("compliance", "governance")
 
 
 def lifecycle(retention_days: int, *, locked: bool, archive: bool) -> s3.LifecycleConfiguration:

@@ -18,6 +18,7 @@ from awacs.aws import Allow, ArnEquals, Principal, Statement, StringEquals, Stri
 from troposphere import GetAtt, Sub, Template, cloudtrail, iam, logs
 
 from scrybe_kms.config import naming
+from scrybe_kms.template import condition_keys as keys
 from scrybe_kms.template import policies
 from scrybe_kms.template.bucket import BucketHandle
 from scrybe_kms.template.context import context
@@ -45,7 +46,7 @@ def trail_log_group(template: Template, *, environment: str, key: KeyHandle,
     key.add_statement(policies.allow_service(
         "CloudWatchLogsEncryptTrailLogGroup", Sub("logs.${AWS::Region}.amazonaws.com"),
         policies.LOG_GROUP_KEY_ACTIONS, ["*"],
-        ArnEquals("kms:EncryptionContext:aws:logs:arn", Sub(naming.log_group_arn_sub(environment))),
+        ArnEquals(keys.LOGS_CONTEXT, Sub(naming.log_group_arn_sub(environment))),
     ))
     return template.add_resource(logs.LogGroup(
         title,
@@ -95,25 +96,25 @@ def audit_trail(template: Template, *, environment: str, key: KeyHandle, bucket:
         policies.allow_service(
             "CloudTrailEncryptLogFiles", "cloudtrail.amazonaws.com", policies.CLOUDTRAIL_ENCRYPT_ACTIONS,
             ["*"],
-            StringLike("kms:EncryptionContext:aws:cloudtrail:arn",
+            StringLike(keys.CLOUDTRAIL_CONTEXT,
                        Sub("arn:${AWS::Partition}:cloudtrail:*:${AWS::AccountId}:trail/*")),
-            StringEquals("aws:SourceArn", trail_arn),
+            StringEquals(keys.SOURCE_ARN, trail_arn),
         ),
         # No encryption-context condition: DescribeKey carries none.
         policies.allow_service(
             "CloudTrailDescribeKey", "cloudtrail.amazonaws.com", policies.CLOUDTRAIL_DESCRIBE_ACTIONS,
-            ["*"], StringEquals("aws:SourceArn", trail_arn),
+            ["*"], StringEquals(keys.SOURCE_ARN, trail_arn),
         ),
     )
     bucket.add_statement(
         policies.allow_service(
             "CloudTrailAclCheck", "cloudtrail.amazonaws.com", [s3_actions.GetBucketAcl], [bucket.arn],
-            StringEquals("aws:SourceArn", trail_arn),
+            StringEquals(keys.SOURCE_ARN, trail_arn),
         ),
         policies.allow_service(
             "CloudTrailWriteLogs", "cloudtrail.amazonaws.com", [s3_actions.PutObject],
             [bucket.objects("AWSLogs/${AWS::AccountId}/")],
-            StringEquals({"s3:x-amz-acl": "bucket-owner-full-control", "aws:SourceArn": trail_arn}),
+            StringEquals({keys.S3_ACL: "bucket-owner-full-control", keys.SOURCE_ARN: trail_arn}),
         ),
     )
     role = _delivery_role(template, environment, log_group)
