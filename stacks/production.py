@@ -21,6 +21,8 @@ SETTINGS = {
     "audit_log_retention_days": 2557,
     # Compliance mode: no one, the account root included, can delete a log version for seven years.
     "audit_log_object_lock": "compliance",
+    # Disaster recovery: a replica of the PHI key and a copy of every audit log in us-east-1.
+    "disaster_recovery_regions": ["us-east-1"],
     # Consumer stacks keep PHI in S3, RDS, DynamoDB and Secrets Manager under this key. The role that
     # deploys them creates the RDS cluster and DynamoDB tables, which attach the key with grants made
     # through those services (kms:CreateGrant with kms:GrantIsForAWSResource), and writes the first

@@ -5,13 +5,13 @@ runs, each in a fresh process, measured from outside that process: wall time fro
 and its peak resident memory (``ru_maxrss`` from ``wait4``), in MB of 10^6 bytes.
 
 Targets on 2 cores (issues 5 and 9): ``import scrybe_kms`` in under 80 ms median, loading neither
-botocore nor troposphere's resource modules; every environment's files (both stacks, their stack
+botocore nor troposphere's resource modules; every environment's files (every stack, their stack
 policies and the access matrix) built by ``scrybe-kms build`` in a cold process in under 0.25 s
 median and under 60 MB peak; that build imports neither boto3, botocore nor cfn-lint; a deploy
 returns within 3 s of the stack reaching its final state. ``--check`` exits 1 when one is
 missed. The deploy figures need the local emulator (``tools/localstack.py``, 127.0.0.1 only);
 they compare ``scrybe-kms deploy`` with ``aws cloudformation deploy`` on the same template, for
-both stacks of an environment (each run in a fresh emulator account) and for an update (the alarm topic's
+the three home stacks of an environment (each run in a fresh emulator account) and for an update (the alarm topic's
 display name).
 
     python tests/benchmark.py [--runs 5] [--deploy-runs 3] [--no-deploy] [--check]
@@ -44,15 +44,16 @@ import localstack  # noqa: E402
 
 from scrybe_kms.config import load_stack  # noqa: E402
 from scrybe_kms.config.validators import ENVIRONMENTS  # noqa: E402
-from scrybe_kms.template import render, render_alarms  # noqa: E402
+from scrybe_kms.template import render, render_alarms, render_filters  # noqa: E402
 
 IMPORT_SECONDS, BUILD_SECONDS, BUILD_MB, DEPLOY_LAG_SECONDS = 0.08, 0.25, 60.0, 3.0
 FORBIDDEN_IN_BUILD = ("boto3", "botocore", "cfnlint")
 FORBIDDEN_IN_IMPORT = ("botocore", "troposphere", "awacs", "principalmapper")
 DEPLOY_ENV = "production"  # the largest templates
 STACK = f"scrybe-kms-{DEPLOY_ENV}"
-#: Deployed second; its final event ends a deploy of both stacks.
+#: Deployed second.
 ALARM_STACK = f"{STACK}-alarms"
+FILTER_STACK = f"{STACK}-filters"
 TOOLS = ("scrybe-kms deploy", "aws cloudformation deploy")
 
 
@@ -156,17 +157,24 @@ from scrybe_kms.config import load_stack
 envs = sys.argv[1:]
 configs = [load_stack(Path("stacks") / f"{e}.py") for e in envs]
 marks.append((f"load and validate {len(envs)} stack files", time.perf_counter()))
-from scrybe_kms.template import render, render_alarms
+from scrybe_kms.template import render, render_alarms, render_filters, render_replica
 texts = [render(c) for c in configs]
 marks.append((f"render {len(envs)} key templates", time.perf_counter()))
 alarms = [render_alarms(c) for c in configs]
 marks.append((f"render {len(envs)} alarm templates", time.perf_counter()))
+filters = [render_filters(c) for c in configs]
+marks.append((f"render {len(envs)} filter templates", time.perf_counter()))
+replicas = [(c, r, render_replica(c, r)) for c in configs for r in c.disaster_recovery_regions]
+marks.append((f"render {len(replicas)} DR templates", time.perf_counter()))
 from scrybe_kms.derived.access import access_markdown
-[access_markdown(t, c, alarm_template=a) for t, c, a in zip(texts, configs, alarms)]
-marks.append((f"evaluate {len(envs)} access matrices", time.perf_counter()))
+from scrybe_kms.derived.replica_access import replica_access_markdown
+[access_markdown(t, c, alarm_template=f) for t, c, f in zip(texts, configs, filters)]
+[replica_access_markdown(x, c, r, json.loads(texts[configs.index(c)])) for c, r, x in replicas]
+marks.append((f"evaluate {len(envs) + len(replicas)} access matrices", time.perf_counter()))
 from scrybe_kms.derived.stack_policy import render_stack_policy
-[render_stack_policy(json.loads(t)) for t in texts + alarms]
-marks.append((f"{2 * len(envs)} stack policies", time.perf_counter()))
+every = texts + alarms + filters + [x for _, _, x in replicas]
+[render_stack_policy(json.loads(t)) for t in every]
+marks.append((f"{len(every)} stack policies", time.perf_counter()))
 print(json.dumps(marks))
 """
 
@@ -183,7 +191,13 @@ def lint_runs(count: int) -> list[Run]:
     configs = [load_stack(ROOT / "stacks" / f"{env}.py") for env in ENVIRONMENTS]
     argv = [tool("cfn-lint"), "--include-checks", "I", "--include-experimental",
             "--regions", *sorted({c.aws_region for c in configs}), "--",
-            *(str(ROOT / "out" / f"{env}{kind}.json") for env in ENVIRONMENTS for kind in ("", ".alarms"))]
+            *(str(ROOT / "out" / f"{env}{kind}.json") for env in ENVIRONMENTS
+              for kind in ("", ".alarms", ".filters"))]
+    # The DR templates lint in their own region.
+    argv[argv.index("--regions") + 1:argv.index("--regions") + 1] = sorted(
+        {r for c in configs for r in c.disaster_recovery_regions} - {c.aws_region for c in configs})
+    argv += [str(ROOT / "out" / f"{c.environment}.replica-{r}.json")
+             for c in configs for r in c.disaster_recovery_regions]
     return [spawn(argv)[0] for _ in range(count)]
 
 
@@ -194,7 +208,10 @@ class Emulator:
 
     def __init__(self, endpoint: str, home: Path) -> None:
         self.endpoint, self.home = endpoint, home
-        self.settings = runpy.run_path(str(ROOT / "stacks" / f"{DEPLOY_ENV}.py"))["SETTINGS"]
+        # Without disaster recovery: LocalStack has no AWS::KMS::ReplicaKey (see tests/e2e), so the
+        # deploys time the three home stacks.
+        settings = runpy.run_path(str(ROOT / "stacks" / f"{DEPLOY_ENV}.py"))["SETTINGS"]
+        self.settings = {k: v for k, v in settings.items() if k != "disaster_recovery_regions"}
         self.original_account = load_stack(ROOT / "stacks" / f"{DEPLOY_ENV}.py").account_id
         self.region = str(self.settings["aws_region"])
         self.accounts = 0
@@ -213,20 +230,21 @@ class Emulator:
         template = where / "template.json"
         template.write_text(render(load_stack(stack_file)))
         (where / "alarms.json").write_text(render_alarms(load_stack(stack_file)))
+        (where / "filters.json").write_text(render_filters(load_stack(stack_file)))
         env = localstack.client_environment(self.endpoint, account, self.region, where)
         return account, env, where / "stacks", template
 
     def settled_at(self, account: str) -> float:
-        """When the alarm stack's newest settled (not in-progress) event happened, by its timestamp:
-        it is deployed after the key stack, so its final event ends a deploy of both."""
+        """When the filter stack's newest settled (not in-progress) event happened, by its timestamp:
+        it is deployed last, so its final event ends a deploy of all three."""
         import boto3
 
         cf = boto3.Session(aws_access_key_id=account, aws_secret_access_key="test",
                            region_name=self.region).client("cloudformation", endpoint_url=self.endpoint)
-        for event in cf.describe_stack_events(StackName=ALARM_STACK)["StackEvents"]:
-            if event["LogicalResourceId"] == ALARM_STACK and not event["ResourceStatus"].endswith("_IN_PROGRESS"):
+        for event in cf.describe_stack_events(StackName=FILTER_STACK)["StackEvents"]:
+            if event["LogicalResourceId"] == FILTER_STACK and not event["ResourceStatus"].endswith("_IN_PROGRESS"):
                 return float(event["Timestamp"].timestamp())
-        raise SystemExit(f"benchmark: {ALARM_STACK} in account {account} has no settled event")
+        raise SystemExit(f"benchmark: {FILTER_STACK} in account {account} has no settled event")
 
 
 def timed_deploy(emulator: Emulator, account: str, argv: Sequence[str], env: dict[str, str]) -> Run:
@@ -236,9 +254,9 @@ def timed_deploy(emulator: Emulator, account: str, argv: Sequence[str], env: dic
 
 
 def commands(stacks: Path, template: Path) -> dict[str, list[str]]:
-    """The two tools of ``TOOLS``, deploying the same two templates to the same two stacks, in order:
-    ``scrybe-kms deploy`` in one command, the AWS CLI as the README's two commands."""
-    alarms = template.with_name("alarms.json")
+    """The two tools of ``TOOLS``, deploying the same three templates to the same three stacks, in
+    order: ``scrybe-kms deploy`` in one command, the AWS CLI as the README's three commands."""
+    alarms, filters = template.with_name("alarms.json"), template.with_name("filters.json")
 
     def aws(body: Path, stack: str) -> str:
         return (f"{tool('aws')} cloudformation deploy --template-file {body} --stack-name {stack} "
@@ -246,8 +264,10 @@ def commands(stacks: Path, template: Path) -> dict[str, list[str]]:
 
     return {
         TOOLS[0]: [sys.executable, "-m", "scrybe_kms", "deploy", DEPLOY_ENV, "--stacks", str(stacks),
-                   "--template-file", str(template), "--alarms-template-file", str(alarms)],
-        TOOLS[1]: ["sh", "-c", f"{aws(template, STACK)} && {aws(alarms, ALARM_STACK)}"],
+                   "--template-file", str(template), "--alarms-template-file", str(alarms),
+                   "--filters-template-file", str(filters)],
+        TOOLS[1]: ["sh", "-c",
+                   f"{aws(template, STACK)} && {aws(alarms, ALARM_STACK)} && {aws(filters, FILTER_STACK)}"],
     }
 
 
@@ -318,9 +338,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     builds = build_runs(args.runs)
     met = median(builds, "seconds") < BUILD_SECONDS and median(builds, "peak_mb") < BUILD_MB
     missed += [] if met else ["build"]
-    row(f"scrybe-kms build ({len(ENVIRONMENTS)} environments, {5 * len(ENVIRONMENTS)} files)", builds,
+    written = len(list((ROOT / "out").iterdir()))
+    row(f"scrybe-kms build ({len(ENVIRONMENTS)} environments, {written} files)", builds,
         f"target < {BUILD_SECONDS} s, < {BUILD_MB:.0f} MB: {verdict(met)}")
-    row(f"cfn-lint, all {2 * len(ENVIRONMENTS)} templates", lint_runs(args.runs))
+    templates = [p for p in (ROOT / "out").glob("*.json") if not p.name.endswith("stack-policy.json")]
+    row(f"cfn-lint, all {len(templates)} templates", lint_runs(args.runs))
     _, loaded, _ = spawn([sys.executable, "-c", "import json, sys, scrybe_kms; print(json.dumps(sorted(sys.modules)))"])
     leaked_import = sorted({m.split(".")[0] for m in json.loads(loaded)} & set(FORBIDDEN_IN_IMPORT))
     missed += [f"import loads {m}" for m in leaked_import]

@@ -11,6 +11,8 @@ from scrybe_kms.config import EnvironmentConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 STACKS = ROOT / "stacks"
+#: Production's stack file without disaster recovery, for the one-region deploy-mechanics tests.
+SINGLE_REGION_STACKS = ROOT / "tests" / "support" / "single_region"
 OUT = ROOT / "out"
 
 VALID: dict[str, Any] = {

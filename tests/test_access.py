@@ -13,6 +13,7 @@ import pytest
 
 from scrybe_kms.config import EnvironmentConfig
 from scrybe_kms.derived.access import ACTIONS, access_markdown, evaluate, scenarios
+from scrybe_kms.template import render_filters
 
 ALL = frozenset(ACTIONS)
 NONE: frozenset[str] = frozenset()
@@ -35,6 +36,12 @@ EXPECTED: dict[str, dict[str, frozenset[str]]] = {
     "PhiKey": {
         "application role": APP,
         "admin role *": ADMIN,
+        # Only into the configured DR regions (kms:ReplicaRegion, D47).
+        "admin role *, replica in a DR region": ADMIN | {"kms:ReplicateKey"},
+        "admin role *, replica in another region": ADMIN,
+        # S3 decrypts source versions for replication, only for the audit bucket's objects (D48).
+        "replication role through S3, an audit-bucket object": frozenset({"kms:Decrypt"}),
+        "replication role, elsewhere": NONE,
         "emergency role with MFA": ALL,
         "emergency role without MFA": NONE,
         "* through grant service": APP | GRANT,
@@ -61,6 +68,10 @@ EXPECTED: dict[str, dict[str, frozenset[str]]] = {
     "AuditKey": {
         "application role": NONE,
         "admin role *": ADMIN,
+        "admin role *, replica in a DR region": ADMIN,
+        "admin role *, replica in another region": ADMIN,
+        "replication role through S3, an audit-bucket object": NONE,
+        "replication role, elsewhere": NONE,
         "emergency role with MFA": ALL,
         "emergency role without MFA": NONE,
         # Roles that use the PHI key through services, auditors and Backup get nothing on the audit key.
@@ -91,8 +102,14 @@ EXPECTED: dict[str, dict[str, frozenset[str]]] = {
 
 def family(label: str) -> str:
     """The EXPECTED entry a row belongs to."""
+    if label.startswith("admin role ") and ", replica in " in label:
+        return "admin role *, replica in another region" if label.endswith("another region") \
+            else "admin role *, replica in a DR region"
     if label.startswith("admin role "):
         return "admin role *"
+    if label.startswith("replication role "):
+        return ("replication role through S3, an audit-bucket object" if ", an object of " in label
+                else "replication role, elsewhere")
     for suffix in ("grant not for an AWS resource", "reading a CloudTrail log file through S3",
                    "through S3, not a CloudTrail log file", "directly, CloudTrail context", "directly"):
         if label.endswith(suffix):
@@ -211,7 +228,8 @@ def test_this_trail_and_log_group_come_from_the_rendered_template(template: dict
 
 def test_matrix_records_the_template_hash_and_explains_itself(
         rendered: dict[str, str], alarm_rendered: dict[str, str], configs: dict[str, EnvironmentConfig]) -> None:
-    text = access_markdown(rendered["production"], configs["production"], alarm_template=alarm_rendered["production"])
+    text = access_markdown(rendered["production"], configs["production"],
+                           alarm_template=render_filters(configs["production"]))
     assert f"SHA-256 `{hashlib.sha256(rendered['production'].encode()).hexdigest()}`" in text
     assert "| MFA only | allowed only when the session has MFA" in text
     assert all(f"| {a.removeprefix('kms:')} | " in text for a in ACTIONS)
@@ -224,4 +242,4 @@ def test_matrix_records_the_template_hash_and_explains_itself(
     assert ("S3 Bucket Key" in notes) is trail_decrypts["kms:Decrypt"]
     assert text == access_markdown(json.loads(rendered["production"]), configs["production"],
                                    template_sha256=hashlib.sha256(rendered["production"].encode()).hexdigest(),
-                                   alarm_template=json.loads(alarm_rendered["production"]))
+                                   alarm_template=json.loads(render_filters(configs["production"])))

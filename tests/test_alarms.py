@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from scrybe_kms.config import EnvironmentConfig
-from scrybe_kms.template import render_alarms
+from scrybe_kms.template import render_alarms, render_filters
 from scrybe_kms.template.monitoring import CIS_4_5_PATTERN, CIS_4_7_PATTERN, CIS_4_8_PATTERN
 from tests.helpers import config, refs, resources_of_type, statements
 from tests.support.event_pattern import as_eventbridge_event
@@ -36,39 +36,45 @@ def alarms_of(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
             for k, v in resources_of_type(template, "AWS::CloudWatch::Alarm").items()}
 
 
-def test_cis_filters_use_the_exact_patterns(template: dict[str, Any], alarm_template: dict[str, Any],
-                                            cfg: EnvironmentConfig) -> None:
+def test_cis_filters_use_the_exact_patterns(filter_template: dict[str, Any]) -> None:
     """Security Hub CloudWatch.7, .5 and .8 compare the patterns literally."""
     assert CIS_4_7_PATTERN == ("{($.eventSource=kms.amazonaws.com) && (($.eventName=DisableKey) || "
                                "($.eventName=ScheduleKeyDeletion))}")
     assert CIS_4_5_PATTERN == ("{($.eventName=CreateTrail) || ($.eventName=UpdateTrail) || ($.eventName=DeleteTrail) "
                                "|| ($.eventName=StartLogging) || ($.eventName=StopLogging)}")
     assert CIS_4_8_PATTERN.startswith("{($.eventSource=s3.amazonaws.com) && (($.eventName=PutBucketAcl) || ")
-    found = filters(template, alarm_template)
+    found = filters(filter_template)
     assert found["KmsKeyDisabledOrDeletionScheduledCis47"]["FilterPattern"] == CIS_4_7_PATTERN
     assert found["CloudTrailConfigurationChangedCis45"]["FilterPattern"] == CIS_4_5_PATTERN
     assert found["S3BucketPolicyChangedCis48"]["FilterPattern"] == CIS_4_8_PATTERN
 
 
-def test_every_filter_reads_the_trails_log_group(template: dict[str, Any], alarm_template: dict[str, Any],
-                                                 cfg: EnvironmentConfig) -> None:
-    for f in filters(template).values():
-        assert f["LogGroupName"] == {"Ref": "AuditTrailLogGroup"}
-    for f in filters(alarm_template).values():
+def test_every_filter_is_in_the_filter_stack_and_reads_the_trails_log_group(
+        template: dict[str, Any], filter_template: dict[str, Any], alarm_template: dict[str, Any]) -> None:
+    assert filters(template) == {} and filters(alarm_template) == {}
+    for f in filters(filter_template).values():
         assert f["LogGroupName"] == template["Resources"]["AuditTrailLogGroup"]["Properties"]["LogGroupName"]
 
 
-def test_the_alarm_set(template: dict[str, Any], alarm_template: dict[str, Any], cfg: EnvironmentConfig) -> None:
+def test_the_alarm_set(filter_template: dict[str, Any], alarm_template: dict[str, Any], cfg: EnvironmentConfig) -> None:
     watched = WATCHED - (set() if cfg.emergency_access_role_arn else {"EmergencyRoleUsed"})
-    assert set(filters(template, alarm_template)) == watched | LITERAL
-    assert set(alarms_of(alarm_template)) == watched | LITERAL | HEALTH
+    dr = {"DrAuditBucketTampered", "DrRolesChanged"} if cfg.disaster_recovery_regions else set()
+    assert set(filters(filter_template)) == watched | LITERAL | dr
+    # The metric-filter channel's alarms sit beside their filters; the alarm stack keeps the health alarms.
+    assert set(alarms_of(filter_template)) == watched | LITERAL | dr
+    assert set(alarms_of(alarm_template)) == HEALTH
 
 
 def test_each_filter_feeds_an_alarm_that_cannot_miss_a_late_event(
-        template: dict[str, Any], alarm_template: dict[str, Any], cfg: EnvironmentConfig) -> None:
+        filter_template: dict[str, Any], alarm_template: dict[str, Any], cfg: EnvironmentConfig) -> None:
     """One matching event in any of the last three 5-minute periods raises the alarm (D27)."""
-    alarms = alarms_of(alarm_template)
-    for title, f in filters(template, alarm_template).items():
+    alarms = alarms_of(filter_template)
+    topic, watchdog = ({"Fn::ImportValue": f"scrybe-kms-{cfg.environment}-{name}"}
+                       for name in ("AlarmTopicArn", "WatchdogTopicArn"))
+    exported = {o["Export"]["Name"]: o["Value"] for o in alarm_template["Outputs"].values()}
+    assert (exported[topic["Fn::ImportValue"]], exported[watchdog["Fn::ImportValue"]]) == (
+        {"Ref": "AlarmTopic"}, {"Ref": "WatchdogTopic"})
+    for title, f in filters(filter_template).items():
         [transform] = f["MetricTransformations"]
         alarm = alarms[title]
         assert (alarm["Namespace"], alarm["MetricName"]) == (transform["MetricNamespace"], transform["MetricName"])
@@ -79,16 +85,19 @@ def test_each_filter_feeds_an_alarm_that_cannot_miss_a_late_event(
         assert alarm["TreatMissingData"] == "notBreaching"
         assert alarm["ActionsEnabled"] is True
         # A change to the alarm topic is reported to the watchdog too, never only through that topic.
-        assert alarm["AlarmActions"] == ([{"Ref": "AlarmTopic"}, {"Ref": "WatchdogTopic"}]
-                                         if title in {"AlarmPathTampered", "AlarmDeliveryTampered"}
-                                         else [{"Ref": "AlarmTopic"}])
+        assert alarm["AlarmActions"] == ([topic, watchdog] if title in {"AlarmPathTampered", "AlarmDeliveryTampered"}
+                                         else [topic])
         assert alarm["AlarmName"] == f"scrybe-phi-{cfg.environment}-{title}"
 
 
 def test_existing_topic_is_notified_and_targeted_too() -> None:
     topic = "arn:aws:sns:us-west-2:123456789012:security"
     template = json.loads(render_alarms(config(alarm_topic_arn=topic)))
-    for alarm in resources_of_type(template, "AWS::CloudWatch::Alarm").values():
+    filter_stack = json.loads(render_filters(config(alarm_topic_arn=topic)))
+    alarms = {**resources_of_type(template, "AWS::CloudWatch::Alarm"),
+              **resources_of_type(filter_stack, "AWS::CloudWatch::Alarm")}
+    assert len(alarms) > 20
+    for alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"][-1] == topic
     for rule in resources_of_type(template, "AWS::Events::Rule").values():
         assert topic in [t["Arn"] for t in rule["Properties"]["Targets"]]
@@ -156,7 +165,8 @@ def test_rules_deliver_with_retries_and_a_dead_letter_queue(alarm_template: dict
 #: Longest plausible values for what CloudFormation substitutes: a partition, a region, a key ARN.
 LONGEST = {"${AWS::Partition}": "aws-us-gov", "${AWS::Region}": "ap-southeast-5", "${AWS::AccountId}": "123456789012",
            "${PhiKeyArn}": "arn:aws-us-gov:kms:ap-southeast-5:123456789012:key/mrk-1234abcd12ab34cd56ef1234567890ab",
-           "${AuditKeyArn}": "arn:aws-us-gov:kms:ap-southeast-5:123456789012:key/mrk-1234abcd12ab34cd56ef1234567890ab"}
+           "${AuditKeyArn}": "arn:aws-us-gov:kms:ap-southeast-5:123456789012:key/mrk-1234abcd12ab34cd56ef1234567890ab",
+           "${PhiKeyId}": "mrk-1234abcd12ab34cd56ef1234567890ab"}
 
 
 def test_every_rule_pattern_fits_eventbridges_limit(alarm_template: dict[str, Any]) -> None:
@@ -212,13 +222,13 @@ def test_health_alarms_watch_the_delivery_path_from_outside_it(alarm_template: d
 
 
 def test_eventbridge_rule_reports_the_same_events_as_the_filters(
-        templates: dict[str, dict[str, Any]], alarm_templates: dict[str, dict[str, Any]]) -> None:
+        filter_templates: dict[str, dict[str, Any]], alarm_templates: dict[str, dict[str, Any]]) -> None:
     """Both channels, on every sample record of every filter test: the rule matches a record
     exactly when one of the watched-event filters does (the CIS and burst filters are filter-only)."""
-    patterns = rendered_patterns(templates["production"], alarm_templates["production"])
+    patterns = rendered_patterns(filter_templates["production"])
     rules = {title: (resolve_sub(r["Properties"]["EventPattern"]), r["Metadata"]["ScrybeWatches"])
              for title, r in rules_of(alarm_templates["production"]).items()}
-    assert sorted(t for _, watches in rules.values() for t in watches) == sorted(WATCHED)
+    assert sorted(t for _, watches in rules.values() for t in watches) == sorted(WATCHED | {"DrAuditBucketTampered"})
     samples = [event for positive, negative in CASES.values() for event in positive + negative]
     assert len(samples) > 80
     for event in samples:

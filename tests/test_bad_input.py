@@ -119,6 +119,11 @@ CASES: list[tuple[str, str, Any, str]] = [
     ("compliance-flag-string", "compliance_tools_read_key_metadata", "yes", "compliance_tools_read_key_metadata"),
     ("object-lock-mode-unknown", "audit_log_object_lock", "legal-hold", "audit_log_object_lock"),
     ("object-lock-mode-uppercase", "audit_log_object_lock", "COMPLIANCE", "audit_log_object_lock"),
+    ("dr-is-home-region", "disaster_recovery_regions", ["us-west-2"], "disaster_recovery_regions[0]"),
+    ("dr-unknown-region", "disaster_recovery_regions", ["us-east-1", "us-east-9"], "disaster_recovery_regions[1]"),
+    ("dr-duplicate-region", "disaster_recovery_regions", ["us-east-1", "us-east-1"], "disaster_recovery_regions[1]"),
+    ("dr-other-partition", "disaster_recovery_regions", ["us-gov-west-1"], "disaster_recovery_regions[0]"),
+    ("dr-bare-string", "disaster_recovery_regions", "us-east-1", "disaster_recovery_regions"),
 ]
 
 

@@ -18,7 +18,7 @@ def test_benchmark_reports_every_figure_without_deploys() -> None:
     assert result.returncode == 0, result.stderr + result.stdout
     rows = {line[:44].strip(): line[44:].split() for line in result.stdout.splitlines()}
     for label in ("python -c pass (the interpreter alone)", "import scrybe_kms",
-                  "scrybe-kms build (3 environments, 15 files)", "cfn-lint, all 6 templates"):
+                  "scrybe-kms build (3 environments, 24 files)", "cfn-lint, all 10 templates"):
         seconds, _, peak_mb, _ = rows[label][:4]
         assert float(seconds) > 0 and float(peak_mb) > 5, (label, rows[label])
     assert "scrybe-kms build imports boto3: no, botocore: no, cfn-lint: no" in result.stdout
@@ -26,5 +26,6 @@ def test_benchmark_reports_every_figure_without_deploys() -> None:
     phases = result.stdout.split("where one cold build's time goes:\n")[1].split("\n\n")[0].splitlines()
     assert [p.split("  ")[1] for p in phases] == [
         "import scrybe_kms.cli (troposphere, awacs)", "load and validate 3 stack files", "render 3 key templates",
-        "render 3 alarm templates", "evaluate 3 access matrices", "6 stack policies"]
+        "render 3 alarm templates", "render 3 filter templates", "render 1 DR templates",
+        "evaluate 4 access matrices", "10 stack policies"]
     assert "deploys of the production template" not in result.stdout

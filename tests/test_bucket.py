@@ -91,11 +91,13 @@ def test_access_log_bucket_has_no_lock_and_keeps_its_versions(template: dict[str
         "NoncurrentDays": cfg.audit_log_retention_days}
 
 
-def test_audit_bucket_logs_access_to_the_access_log_bucket(template: dict[str, Any]) -> None:
+def test_audit_bucket_logs_access_to_the_access_log_bucket(template: dict[str, Any], cfg: EnvironmentConfig) -> None:
     b = bucket(template, "AuditLogBucket")
     assert b["Properties"]["LoggingConfiguration"] == {
         "DestinationBucketName": {"Ref": "AuditLogAccessLogBucket"}, "LogFilePrefix": "audit-logs-bucket/"}
-    assert b["DependsOn"] == ["AuditLogAccessLogBucketPolicy"]
+    # With DR, the replication role's policy exists before replication starts (S3 retries no failed version).
+    assert b["DependsOn"] == ["AuditLogAccessLogBucketPolicy"] + (
+        ["AuditLogReplicationRolePolicy"] if cfg.multi_region else [])
     delivery = statements(template["Resources"]["AuditLogAccessLogBucketPolicy"]["Properties"]["PolicyDocument"])[
         "S3ServerAccessLogDelivery"]
     assert delivery["Principal"] == {"Service": "logging.s3.amazonaws.com"}

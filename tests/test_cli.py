@@ -42,7 +42,8 @@ def test_build_one_env_and_stack_file_entrypoint(tmp_path: Path) -> None:
     result = run("-m", "scrybe_kms", "build", "--env", "dev", "--out", str(tmp_path / "a"), "--stacks", str(STACKS))
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [
-        "dev.access.md", "dev.alarms.json", "dev.alarms.stack-policy.json", "dev.json", "dev.stack-policy.json"]
+        "dev.access.md", "dev.alarms.json", "dev.alarms.stack-policy.json", "dev.filters.json",
+        "dev.filters.stack-policy.json", "dev.json", "dev.stack-policy.json"]
     result = run(str(STACKS / "dev.py"), "--out", str(tmp_path / "b"))
     assert result.returncode == 0, result.stderr
     assert snapshot(tmp_path / "a") == snapshot(tmp_path / "b")

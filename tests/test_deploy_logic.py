@@ -56,12 +56,19 @@ def test_protected_resources_are_exactly_the_keys_aliases_buckets_their_policies
     assert protected_resources(alarm_template) == {}
 
 
-def test_the_alarm_stack_imports_only_what_the_key_stack_exports(
-        template: dict[str, Any], alarm_template: dict[str, Any], env: str) -> None:
-    """What ``deploy`` checks with ListExports before the alarm stack's change set: the two key ARNs."""
-    assert imported_exports(alarm_template) == {f"scrybe-kms-{env}-KmsKeyArn", f"scrybe-kms-{env}-AuditKeyArn"}
-    assert imported_exports(alarm_template) <= exported_names(template)
+def test_each_stack_imports_only_what_the_stacks_before_it_export(
+        template: dict[str, Any], alarm_template: dict[str, Any], filter_template: dict[str, Any], cfg: Any,
+        env: str) -> None:
+    """What ``deploy`` checks with ListExports before their change sets: the two key ARNs (for a
+    multi-Region PHI key its ID instead, matched in every region, D47); the filter stack also the
+    alarm stack's topics, which its alarms notify (D50)."""
+    keys = ({f"scrybe-kms-{env}-KmsKeyId", f"scrybe-kms-{env}-AuditKeyArn"} if cfg.multi_region
+            else {f"scrybe-kms-{env}-KmsKeyArn", f"scrybe-kms-{env}-AuditKeyArn"})
+    topics = {f"scrybe-kms-{env}-AlarmTopicArn", f"scrybe-kms-{env}-WatchdogTopicArn"}
     assert imported_exports(template) == set()
+    assert imported_exports(alarm_template) == keys <= exported_names(template)
+    assert imported_exports(filter_template) == keys | topics
+    assert topics <= exported_names(alarm_template)
 
 
 def test_a_key_without_retain_is_no_longer_protected(template: dict[str, Any]) -> None:
@@ -81,7 +88,7 @@ def mutate(template: dict[str, Any], change: Any) -> dict[str, Any]:
     (lambda t: t["Resources"].pop("PhiKey"), "PhiKey: it would be removed from the stack"),
     (lambda t: t["Resources"]["PhiKey"]["Properties"].update(KeySpec="RSA_2048"),
      "PhiKey: KeySpec cannot change on an existing key"),
-    (lambda t: t["Resources"]["PhiKey"]["Properties"].update(MultiRegion=True),
+    (lambda t: t["Resources"]["PhiKey"]["Properties"].update(MultiRegion=False),
      "PhiKey: MultiRegion cannot change on an existing key"),
     (lambda t: t["Resources"]["PhiKey"].update(DeletionPolicy="Delete"),
      "PhiKey: its DeletionPolicy would no longer be Retain"),
@@ -210,7 +217,7 @@ def test_change_set_verdicts_are_honoured_too(templates: dict[str, dict[str, Any
     alarm_changes = changes_from([
         {"ResourceChange": {"Action": "Modify", "LogicalResourceId": "AlarmTopic",
                             "ResourceType": "AWS::SNS::Topic", "Replacement": "True"}},
-        {"ResourceChange": {"Action": "Remove", "LogicalResourceId": "PhiKeyDisabledAlarm",
+        {"ResourceChange": {"Action": "Remove", "LogicalResourceId": "AuditEventRuleFailedAlarm",
                             "ResourceType": "AWS::CloudWatch::Alarm"}},
         {"ResourceChange": {"Action": "Modify", "LogicalResourceId": "WatchdogTopic",
                             "ResourceType": "AWS::SNS::Topic", "Replacement": "False"}},
@@ -218,7 +225,7 @@ def test_change_set_verdicts_are_honoured_too(templates: dict[str, dict[str, Any
                             "ResourceType": "AWS::CloudWatch::Alarm"}},
     ])
     found = refusals(alarm_changes, a, a, "us-west-2")
-    assert [line.split(":")[0] for line in found] == ["AlarmTopic", "PhiKeyDisabledAlarm"]
+    assert [line.split(":")[0] for line in found] == ["AlarmTopic", "AuditEventRuleFailedAlarm"]
     assert all("--stack-policy-during-update-body" in line for line in found)
 
 
@@ -255,12 +262,14 @@ def test_building_never_imports_boto3_or_cfn_lint(tmp_path: Path) -> None:
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'boto3', 'cfnlint', 's3transfer'}))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert result.stdout.splitlines()[-1] == "[]"
-    # It really built every environment: per environment the key stack's template and stack policy,
-    # the alarm stack's template and stack policy, and the access matrix.
+    # It really built every environment: per environment the key, filter and alarm stacks' templates
+    # and stack policies and the access matrix; for production also its us-east-1 DR stack's.
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        f"{env}.{kind}" for env in ("dev", "staging", "production")
-        for kind in ("json", "stack-policy.json", "alarms.json", "alarms.stack-policy.json", "access.md"))
-    assert len(list(tmp_path.iterdir())) == 15
+        [f"{env}.{kind}" for env in ("dev", "staging", "production")
+         for kind in ("json", "stack-policy.json", "filters.json", "filters.stack-policy.json", "alarms.json",
+                      "alarms.stack-policy.json", "access.md")]
+        + [f"production.replica-us-east-1.{kind}" for kind in ("json", "stack-policy.json", "access.md")])
+    assert len(list(tmp_path.iterdir())) == 24
 
 
 @pytest.mark.parametrize(("before", "after"), [(None, "compliance"), ("governance", "compliance"),
@@ -279,10 +288,27 @@ def test_object_lock_cannot_be_added_changed_or_dropped_on_a_deployed_bucket(bef
     assert "Object Lock" in why and "Migration: deploy a new bucket" in why
 
 
-def test_multi_region_cannot_change_on_a_deployed_key(templates: dict[str, dict[str, Any]]) -> None:
-    old = templates["production"]
-    new = json.loads(json.dumps(old))
-    new["Resources"]["PhiKey"]["Properties"]["MultiRegion"] = True
+@pytest.mark.parametrize(("before", "after"), [((), ("us-east-1",)), (("us-east-1",), ())])
+def test_multi_region_cannot_change_on_a_deployed_key(before: tuple[str, ...], after: tuple[str, ...]) -> None:
+    """Adding the first DR region to a deployed environment, or removing the last, would flip
+    MultiRegion: refused with the migration path (a new key, re-encrypt; issue 12, D47)."""
+    from scrybe_kms.template import render
+    from tests.helpers import config
+
+    old = json.loads(render(config(disaster_recovery_regions=list(before))))
+    new = json.loads(render(config(disaster_recovery_regions=list(after))))
     problems = local_problems(old, new, "us-west-2")
     assert "MultiRegion cannot change on an existing key" in problems["PhiKey"]
-    assert "re-encrypt" in problems["PhiKey"]
+    assert "re-encrypt" in problems["PhiKey"] and "create a new key" in problems["PhiKey"]
+
+
+def test_removing_one_of_two_dr_regions_keeps_the_key_and_touches_no_replica() -> None:
+    """With another DR region left the key stays multi-Region: nothing protected is lost, and the
+    removed region's stack (its replica key and bucket) is not in this stack at all."""
+    from scrybe_kms.template import render
+    from tests.helpers import config
+
+    old = json.loads(render(config(disaster_recovery_regions=["us-east-1", "eu-west-1"])))
+    new = json.loads(render(config(disaster_recovery_regions=["us-east-1"])))
+    assert local_problems(old, new, "us-west-2") == {}
+    assert not [r for r in old["Resources"].values() if r["Type"] == "AWS::KMS::ReplicaKey"]

@@ -30,19 +30,24 @@ from scrybe_kms.deploy import DeployError, DeployOptions, Refused, deploy, env_c
 from scrybe_kms.deploy.changeset import CAPABILITIES
 from scrybe_kms.deploy.session import AwsSession
 from scrybe_kms.derived.stack_policy import stack_policy
-from scrybe_kms.template import render, render_alarms
-from tests.helpers import STACKS
+from scrybe_kms.template import render, render_alarms, render_filters
+from tests.helpers import SINGLE_REGION_STACKS as STACKS
 from tests.test_deploy_events import STACK, STACK_ID, START, event, stack_event
 
 CFG = load_stack(STACKS / "production.py")
 TEMPLATE: dict[str, Any] = json.loads(render(CFG))
 ALARM_STACK = f"{STACK}-alarms"
 ALARMS: dict[str, Any] = json.loads(render_alarms(CFG))
-TEMPLATES = {STACK: TEMPLATE, ALARM_STACK: ALARMS}
-DESCRIPTIONS = {STACK: "scrybe-kms deploy production", ALARM_STACK: "scrybe-kms deploy production (alarm stack)"}
+FILTER_STACK = f"{STACK}-filters"
+FILTERS: dict[str, Any] = json.loads(render_filters(CFG))
+TEMPLATES = {STACK: TEMPLATE, FILTER_STACK: FILTERS, ALARM_STACK: ALARMS}
+DESCRIPTIONS = {STACK: "scrybe-kms deploy production", FILTER_STACK: "scrybe-kms deploy production (filter stack)",
+                ALARM_STACK: "scrybe-kms deploy production (alarm stack)"}
 #: What the key stack exports and the alarm stack imports.
 EXPORTS = [{"ExportingStackId": STACK_ID, "Name": f"{STACK}-{name}", "Value": f"arn:aws:kms:us-west-2:1:key/{name}"}
-           for name in ("KmsKeyArn", "AuditKeyArn")]
+           for name in ("KmsKeyArn", "AuditKeyArn")] + [
+    {"ExportingStackId": STACK_ID.replace(STACK, f"{STACK}-alarms"), "Name": f"{STACK}-{name}",
+     "Value": f"arn:aws:sns:us-west-2:1:{name}"} for name in ("AlarmTopicArn", "WatchdogTopicArn")]
 NO_CHANGES = "The submitted information didn't contain changes. Submit different information to create a change set."
 #: How each named type's lookup answers "no such thing": (service, operation, error code or "" for an
 #: empty answer).
@@ -454,6 +459,17 @@ def expect_alarm_update(fake: Fake, new: dict[str, Any]) -> None:
     fake.expect("update_termination_protection", StackName=ALARM_STACK, EnableTerminationProtection=True)
 
 
+def expect_unchanged(fake: Fake, stack: str) -> None:
+    """A stack after the key stack, whose change set finds nothing to do."""
+    fake.expect_exports()
+    fake.expect_deployed(stack=stack)
+    fake.expect_change_set(TEMPLATES[stack], stack=stack, Status="FAILED", ExecutionStatus="UNAVAILABLE",
+                           StatusReason=NO_CHANGES)
+    fake.expect("delete_change_set", StackName=stack, ChangeSetName=ANY)
+    fake.expect("describe_stacks", described("UPDATE_COMPLETE", True, stack), StackName=stack)
+    fake.expect_stack_policy(TEMPLATES[stack], stack=stack)
+
+
 def test_the_alarm_stack_is_deployed_after_the_key_stack(fake: Fake) -> None:
     new, alarms = variant(describe_key), alarm_variant(rename_alarm_topic)
     env_file = fake.tmp_path / ".env"
@@ -463,26 +479,29 @@ def test_the_alarm_stack_is_deployed_after_the_key_stack(fake: Fake) -> None:
     fake.expect_execution([stack_event(1, "UPDATE_COMPLETE")], "UPDATE_COMPLETE")
     fake.expect("update_termination_protection", StackName=STACK, EnableTerminationProtection=True)
     expect_alarm_update(fake, alarms)
+    expect_unchanged(fake, FILTER_STACK)
     assert fake.deploy(new, alarms, stack="all", env_file=env_file) == 0
     fake.stubber.assert_no_pending_responses()
-    # Every call for the key stack, then (after the exports check) every call for the alarm stack.
+    # Every call for the key stack, then (after an exports check) the alarm stack's, then the filter stack's.
     first_alarm_call = fake.calls.index("ListExports")
+    first_filter_call = fake.calls.index("ListExports", first_alarm_call + 1)
     assert set(fake.stacks[:first_alarm_call]) == {STACK}
-    assert set(fake.stacks[first_alarm_call + 1:]) == {ALARM_STACK}
+    assert set(fake.stacks[first_alarm_call + 1:first_filter_call]) == {ALARM_STACK}
+    assert set(fake.stacks[first_filter_call + 1:]) == {FILTER_STACK}
     assert [s for s, c in zip(fake.stacks, fake.calls, strict=True) if c == "ExecuteChangeSet"] == [STACK, ALARM_STACK]
     printed = fake.printed()
     assert printed.index(f"{STACK}: UPDATE_COMPLETE") < printed.index(f"update {ALARM_STACK} in us-west-2")
     assert "  modify    AlarmTopic  AWS::SNS::Topic" in printed
-    assert printed.endswith(f"{ALARM_STACK}: UPDATE_COMPLETE\n")  # the alarm stack has no outputs to list
+    assert printed.endswith(f"no changes: {FILTER_STACK} is up to date\n")
     # The .env lines come from the key stack, written once, before the alarm stack started.
     assert env_file.read_text() == "AWS_KMS_KEY_ID=k-1\nAWS_KMS_REGION=us-west-2\n"
     assert printed.count("wrote the AWS_KMS_* lines") == 1
 
 
-def test_the_default_deploys_both_stacks(fake: Fake) -> None:
-    """``DeployOptions`` (and the command line) default to both stacks; here neither changes."""
-    for stack in (STACK, ALARM_STACK):
-        if stack == ALARM_STACK:
+def test_the_default_deploys_every_stack(fake: Fake) -> None:
+    """``DeployOptions`` (and the command line) default to every stack; here none changes."""
+    for stack in (STACK, ALARM_STACK, FILTER_STACK):
+        if stack != STACK:
             fake.expect_exports()
         fake.expect_deployed(stack=stack)
         fake.expect_change_set(TEMPLATES[stack], stack=stack, Status="FAILED", ExecutionStatus="UNAVAILABLE",
@@ -493,8 +512,9 @@ def test_the_default_deploys_both_stacks(fake: Fake) -> None:
     assert DeployOptions("production").stack == "all"
     assert fake.deploy(stack="all") == 0
     fake.stubber.assert_no_pending_responses()
-    assert fake.printed().splitlines()[-1] == f"no changes: {ALARM_STACK} is up to date"
-    assert fake.stacks == [STACK] * 8 + [None] + [ALARM_STACK] * 8  # None: ListExports names no stack
+    assert fake.printed().splitlines()[-1] == f"no changes: {FILTER_STACK} is up to date"
+    # None: ListExports names no stack
+    assert fake.stacks == [STACK] * 8 + [None] + [ALARM_STACK] * 8 + [None] + [FILTER_STACK] * 8
 
 
 @pytest.mark.parametrize("how", ["refused locally", "refused by the change set", "failed"])
@@ -551,7 +571,7 @@ def test_the_alarm_stack_needs_the_key_stacks_exports(fake: Fake) -> None:
         fake.deploy(stack="alarms")
     fake.stubber.assert_no_pending_responses()
     assert str(raised.value) == (f"{ALARM_STACK} imports {STACK}-AuditKeyArn, which no stack in us-west-2 exports: "
-                                 f"deploy the key stack {STACK} first")
+                                 f"deploy the stacks before it first (the key stack {STACK}, then its alarm stack)")
     assert fake.calls == ["ListExports"]
 
 
@@ -568,9 +588,9 @@ def test_plan_of_a_new_environment_plans_the_alarm_stack_later(fake: Fake) -> No
     fake.stubber.assert_no_pending_responses()
     assert fake.printed().splitlines()[-2:] == [
         "plan only: nothing was executed",
-        f"{ALARM_STACK} will be planned after {STACK} is deployed: it imports {STACK}-AuditKeyArn, "
-        f"{STACK}-KmsKeyArn, which {STACK} does not export yet"]
-    assert ALARM_STACK not in fake.stacks
+        f"{ALARM_STACK} will be planned after the stacks before it are deployed: it imports {STACK}-AuditKeyArn, "
+        f"{STACK}-KmsKeyArn, which they do not export yet"]
+    assert FILTER_STACK not in fake.stacks and ALARM_STACK not in fake.stacks
 
 
 def test_plan_of_both_existing_stacks_plans_both(fake: Fake) -> None:
@@ -582,6 +602,11 @@ def test_plan_of_both_existing_stacks_plans_both(fake: Fake) -> None:
     fake.expect_deployed(stack=ALARM_STACK)
     fake.expect_change_set(alarms, stack=ALARM_STACK, **changes(("Modify", "AlarmTopic", "AWS::SNS::Topic", "False")))
     fake.expect("delete_change_set", StackName=ALARM_STACK, ChangeSetName=ANY)
+    fake.expect_exports()
+    fake.expect_deployed(stack=FILTER_STACK)
+    fake.expect_change_set(FILTERS, stack=FILTER_STACK, Status="FAILED", ExecutionStatus="UNAVAILABLE",
+                           StatusReason=NO_CHANGES)
+    fake.expect("delete_change_set", StackName=FILTER_STACK, ChangeSetName=ANY)
     assert fake.deploy(new, alarms, stack="all", plan_only=True) == 0
     fake.stubber.assert_no_pending_responses()
     assert fake.printed().count("plan only: nothing was executed") == 2

@@ -31,6 +31,12 @@ LOG_GROUP = "/scrybe/kms/production/cloudtrail"
 TOPIC = "arn:aws:sns:us-west-2:123456789012:scrybe-phi-key-alarms-production"
 RULE = "scrybe-phi-production-audit-events"
 PRIMARY = "alias/scrybe-phi-master-key-production"
+#: The multi-Region PHI key's replica in the DR region: same key ID, another region in the ARN (D47).
+REPLICA_KEY_ARN = KEY_ARN.replace(":us-west-2:", ":us-east-1:")
+#: The same key ID in another account: not ours.
+FOREIGN_KEY_ARN = KEY_ARN.replace(":123456789012:", ":210987654321:")
+DR_BUCKET = "scrybe-phi-audit-logs-123456789012-production-us-east-1"
+DR_ACCESS_LOGS = "scrybe-phi-access-logs-123456789012-production-us-east-1"
 
 # filter title -> (events that must match, events that must not)
 CASES: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {
@@ -51,29 +57,34 @@ CASES: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {
          api_event("s3", "PutBucketVersioning", {"bucketName": "any"})],
     ),
     "PhiKeyDisabled": (
-        [kms_event("DisableKey")],
+        [kms_event("DisableKey"), kms_event("DisableKey", REPLICA_KEY_ARN)],
         [kms_event("DisableKey", OTHER_KEY_ARN), kms_event("EnableKey"), kms_event("ScheduleKeyDeletion"),
+         kms_event("DisableKey", FOREIGN_KEY_ARN),
          # A denied attempt pages nobody here; the burst alarm counts failures (D24).
          kms_event("DisableKey", error_code="AccessDeniedException")],
     ),
     "PhiKeyDeletionScheduled": (
-        [kms_event("ScheduleKeyDeletion")],
+        [kms_event("ScheduleKeyDeletion"), kms_event("ScheduleKeyDeletion", REPLICA_KEY_ARN)],
         [kms_event("ScheduleKeyDeletion", OTHER_KEY_ARN), kms_event("CancelKeyDeletion"), kms_event("DisableKey"),
          kms_event("ScheduleKeyDeletion", error_code="AccessDeniedException")],
     ),
     "PhiKeyPolicyChanged": (
-        [kms_event("PutKeyPolicy")],
+        # A multi-Region key: its replica's policy, a new replica (with a policy its caller wrote), a
+        # moved primary region (D47).
+        [kms_event("PutKeyPolicy"), kms_event("PutKeyPolicy", REPLICA_KEY_ARN), kms_event("ReplicateKey"),
+         kms_event("UpdatePrimaryRegion", REPLICA_KEY_ARN)],
         [kms_event("PutKeyPolicy", OTHER_KEY_ARN), kms_event("GetKeyPolicy"),
-         kms_event("PutKeyPolicy", AUDIT_KEY_ARN)],
+         kms_event("PutKeyPolicy", AUDIT_KEY_ARN), kms_event("ReplicateKey", OTHER_KEY_ARN),
+         kms_event("ReplicateKey", error_code="AccessDeniedException")],
     ),
     "PhiKeyGrantCreated": (
-        [kms_event("CreateGrant", role_arn=EMERGENCY), direct_grant_event()],
+        [kms_event("CreateGrant", role_arn=EMERGENCY), direct_grant_event(), direct_grant_event(REPLICA_KEY_ARN)],
         [kms_event("CreateGrant", OTHER_KEY_ARN), kms_event("ListGrants"), kms_event("RevokeGrant"),
          # RDS, DynamoDB, EBS ... attaching the key: expected whenever a consumer stack deploys.
          service_grant_event(), service_grant_event(service="dynamodb.amazonaws.com")],
     ),
     "PhiKeyRotationDisabled": (
-        [kms_event("DisableKeyRotation")],
+        [kms_event("DisableKeyRotation"), kms_event("DisableKeyRotation", REPLICA_KEY_ARN)],
         [kms_event("EnableKeyRotation"), kms_event("DisableKeyRotation", OTHER_KEY_ARN)],
     ),
     "AuditKeyTampered": (
@@ -107,6 +118,17 @@ CASES: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {
          api_event("s3", "GetBucketPolicy", {"bucketName": BUCKET}),
          api_event("s3", "PutBucketPolicy", {"bucketName": BUCKET}, error_code="AccessDenied")],
     ),
+    # The DR copies, in any DR region (the multi-Region trail brings their events home).
+    "DrAuditBucketTampered": (
+        [api_event("s3", name, {"bucketName": bucket}) for name, bucket in
+         (("PutBucketPolicy", DR_BUCKET), ("PutBucketLifecycle", DR_BUCKET), ("DeleteBucketReplication", DR_BUCKET),
+          ("PutBucketVersioning", DR_BUCKET.replace("us-east-1", "eu-west-1")),
+          ("DeleteBucketPolicy", DR_ACCESS_LOGS))],
+        [api_event("s3", "PutBucketPolicy", {"bucketName": BUCKET}),
+         api_event("s3", "GetBucketPolicy", {"bucketName": DR_BUCKET}),
+         api_event("s3", "PutBucketPolicy", {"bucketName": "scrybe-phi-audit-logs-123456789012-staging-us-east-1"}),
+         api_event("s3", "PutBucketPolicy", {"bucketName": DR_BUCKET}, error_code="AccessDenied")],
+    ),
     "AlarmPathTampered": (
         [api_event("monitoring", "DeleteAlarms", {"alarmNames": ["scrybe-phi-production-PhiKeyDisabled"]}),
          api_event("monitoring", "DisableAlarmActions", {"alarmNames": ["anything"]}),
@@ -138,9 +160,22 @@ CASES: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {
     ),
     "PhiKeyAccessDeniedBurst": (
         [kms_event("Decrypt", role_arn=APP.replace("app", "intruder"), error_code="AccessDenied"),
-         kms_event("PutKeyPolicy", error_code="AccessDeniedException")],
+         kms_event("PutKeyPolicy", error_code="AccessDeniedException"),
+         kms_event("Decrypt", REPLICA_KEY_ARN, error_code="AccessDenied")],
         [kms_event("Decrypt", role_arn=APP), kms_event("Decrypt", OTHER_KEY_ARN, error_code="AccessDenied"),
          kms_event("Decrypt", error_code="ThrottlingException")],
+    ),
+    # IAM is global: CloudTrail records it in us-east-1, and the multi-Region trail brings it home.
+    "DrRolesChanged": (
+        [api_event("iam", name, {"roleName": role}) for name, role in
+         (("PutRolePolicy", "scrybe-phi-audit-replication-production"),
+          ("DeleteRolePolicy", "scrybe-phi-audit-replication-production"),
+          ("UpdateAssumeRolePolicy", "scrybe-phi-production-events-forward-us-east-1"),
+          ("DeleteRole", "scrybe-phi-production-events-forward-eu-west-1"))],
+        [api_event("iam", "GetRole", {"roleName": "scrybe-phi-audit-replication-production"}),
+         api_event("iam", "PutRolePolicy", {"roleName": "scrybe-phi-audit-replication-staging"}),
+         api_event("iam", "PutRolePolicy", {"roleName": "scrybe-phi-audit-replication-production"},
+                   error_code="AccessDenied")],
     ),
     "EmergencyRoleUsed": (
         [kms_event("Decrypt", role_arn=EMERGENCY), assume_role_event(EMERGENCY),
@@ -152,7 +187,8 @@ CASES: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {
 }
 
 #: What the templates' ${...} stand for in the samples.
-BINDINGS = {"PhiKeyArn": KEY_ARN, "AuditKeyArn": AUDIT_KEY_ARN, "AWS::Partition": "aws", "AWS::Region": "us-west-2",
+BINDINGS = {"PhiKeyArn": KEY_ARN, "PhiKeyId": KEY_ARN.rsplit("/", 1)[1], "AuditKeyArn": AUDIT_KEY_ARN,
+            "AWS::Partition": "aws", "AWS::Region": "us-west-2",
             "AWS::AccountId": "123456789012"}
 
 
@@ -164,6 +200,7 @@ def resolve_sub(value: Any) -> Any:
         for name, bound in variables.items():
             assert bound in ({"Fn::GetAtt": ["PhiKey", "Arn"]}, {"Fn::GetAtt": ["AuditKey", "Arn"]},
                              {"Fn::ImportValue": "scrybe-kms-production-KmsKeyArn"},
+                             {"Fn::ImportValue": "scrybe-kms-production-KmsKeyId"},
                              {"Fn::ImportValue": "scrybe-kms-production-AuditKeyArn"}), bound
             assert name in BINDINGS
         return re.sub(r"\$\{([^}]+)\}", lambda m: BINDINGS[m.group(1)], text)
@@ -185,8 +222,10 @@ def rendered_patterns(*templates: dict[str, Any]) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def production(templates: dict[str, dict[str, Any]], alarm_templates: dict[str, dict[str, Any]]) -> dict[str, str]:
-    return rendered_patterns(templates["production"], alarm_templates["production"])
+def production(templates: dict[str, dict[str, Any]], alarm_templates: dict[str, dict[str, Any]],
+               filter_templates: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Every filter of production's stacks (all of them are in the filter stack)."""
+    return rendered_patterns(templates["production"], filter_templates["production"], alarm_templates["production"])
 
 
 def test_every_filter_has_cases(production: dict[str, str]) -> None:
@@ -238,3 +277,13 @@ def test_matcher_follows_the_documented_grammar(pattern: str, expected: bool) ->
 def test_matcher_rejects_malformed_patterns(pattern: str) -> None:
     with pytest.raises(PatternError):
         matches(pattern, {"a": 1})
+
+
+def test_wildcards_are_only_where_aws_documents_them(production: dict[str, str]) -> None:
+    """CloudWatch Logs documents ``*`` at the start or the end of a value ("Ev*ent will only match
+    the actual string Ev*ent"): the replica match (``*:<account>:key/<id>``) and the DR bucket names
+    (``...-production-*``) use only those positions."""
+    for title, pattern in production.items():
+        for value in re.findall(r'"([^"]*)"', pattern):
+            inner = value.strip("*")
+            assert "*" not in inner, (title, value)

@@ -78,6 +78,12 @@ PRODUCTION_PHI_POLICY: list[dict[str, Any]] = [
      "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"},
                    "StringEquals": {"kms:ViaService": via("backup", "dynamodb", "ec2", "rds", "s3"),
                                     "kms:CallerAccount": ACCOUNT}}},
+    # Only into the DR region (kms:ReplicaRegion): whoever replicates writes the replica's policy (D47).
+    {"Sid": "KeyAdministratorsReplicateOnlyToDrRegions", "Effect": "Allow",
+     "Principal": {"AWS": ["arn:aws:iam::123456789012:role/scrybe-admin",
+                           "arn:aws:iam::123456789012:role/security-team"]},
+     "Action": ["kms:ReplicateKey"], "Resource": ["*"],
+     "Condition": {"StringEquals": {"kms:ReplicaRegion": ["us-east-1"]}}},
     {"Sid": "AwsConfigReadsKeyMetadata", "Effect": "Allow", "Principal": {"AWS": ROOT},
      "Action": ["kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:ListResourceTags"],
      "Resource": ["*"],
@@ -89,6 +95,14 @@ PRODUCTION_PHI_POLICY: list[dict[str, Any]] = [
      "Condition": {"ArnEquals": {"aws:PrincipalArn": slr(
          "access-analyzer.amazonaws.com/AWSServiceRoleForAccessAnalyzer")},
                    "StringEquals": {"kms:CallerAccount": ACCOUNT}}},
+    # S3's replication of SSE-KMS objects (the S3 guide's statement): through S3 here, audit bucket only (D48).
+    {"Sid": "ReplicationRoleDecryptsAuditLogsOnlyThroughS3", "Effect": "Allow",
+     "Principal": {"AWS": "arn:aws:iam::123456789012:role/scrybe-phi-audit-replication-production"},
+     "Action": ["kms:Decrypt"], "Resource": ["*"],
+     "Condition": {"StringEquals": {"kms:CallerAccount": ACCOUNT,
+                                    "kms:ViaService": {"Fn::Sub": "s3.${AWS::Region}.amazonaws.com"}},
+                   "StringLike": {"kms:EncryptionContext:aws:s3:arn": {
+                       "Fn::Sub": "arn:${AWS::Partition}:s3:::scrybe-phi-audit-logs-${AWS::AccountId}-production/*"}}}},
     {"Sid": "CloudTrailEncryptLogFiles", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
      "Action": ["kms:GenerateDataKey*"], "Resource": ["*"],
      "Condition": {
@@ -116,8 +130,9 @@ def test_key_properties(template: dict[str, Any], cfg: EnvironmentConfig) -> Non
     props = key["Properties"]
     assert props["EnableKeyRotation"] is True
     assert props["PendingWindowInDays"] == cfg.deletion_window_days
+    # Multi-Region exactly when the configuration names DR regions (production: us-east-1).
     assert (props["KeySpec"], props["KeyUsage"], props["MultiRegion"]) == (
-        "SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT", False)
+        "SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT", bool(cfg.disaster_recovery_regions))
     assert (key["DeletionPolicy"], key["UpdateReplacePolicy"]) == ("Retain", "Retain")
     tags = {t["Key"]: t["Value"] for t in props["Tags"]}
     assert tags["Environment"] == cfg.environment

@@ -42,3 +42,28 @@ def test_templates_for_other_regions_lint_clean(region: str) -> None:
 
 def test_alarm_template_lints_clean(alarm_rendered: dict[str, str], env: str, cfg: EnvironmentConfig) -> None:
     assert findings(alarm_rendered[env], cfg.aws_region) == []
+
+
+def test_filter_template_lints_clean(env: str, cfg: EnvironmentConfig) -> None:
+    from scrybe_kms.template import render_filters
+
+    assert findings(render_filters(cfg), cfg.aws_region) == []
+
+
+def test_replica_templates_lint_clean_in_their_region(configs: dict[str, EnvironmentConfig]) -> None:
+    from scrybe_kms.template import render_replica
+
+    linted = [(cfg, region) for cfg in configs.values() for region in cfg.disaster_recovery_regions]
+    assert linted, "production names a DR region"
+    for cfg, region in linted:
+        assert findings(render_replica(cfg, region), region) == [], region
+
+
+def test_two_dr_regions_lint_clean() -> None:
+    """With more than one DR region each replication rule has its own condition."""
+    from scrybe_kms.template import render, render_replica
+    from tests.helpers import config
+
+    cfg = config(disaster_recovery_regions=["us-east-1", "eu-west-1"])
+    assert findings(render(cfg), cfg.aws_region) == []
+    assert findings(render_replica(cfg, "eu-west-1"), "eu-west-1") == []

@@ -20,6 +20,8 @@ LOGS_CONTEXT = frozenset({"Unknown condition kms:EncryptionContext:aws:logs:arn 
 EXPLAINED: dict[tuple[str, str], tuple[str, frozenset[str] | None]] = {
     ("PhiKey", "RESOURCE_STAR"): ("In a key policy, Resource \"*\" means this key only.", None),
     ("AuditKey", "RESOURCE_STAR"): ("In a key policy, Resource \"*\" means this key only.", None),
+    ("PhiKeyReplica", "RESOURCE_STAR"): ("In a key policy, Resource \"*\" means this key only.", None),
+    ("PhiKeyReplica", "PERMISSIONS_MANAGEMENT_ACTIONS"): ("As for PhiKey.", KEY_PERMISSIONS),
     ("AuditKey", "UNKNOWN_CONDITION_FOR_ACTION"): (
         "AWS's documented CloudWatch Logs statement puts the log-group encryption-context condition on "
         "kms:Describe* too; such requests carry no context, so the condition only narrows it further.", LOGS_CONTEXT),
@@ -54,6 +56,7 @@ def physical_values(template: dict[str, Any], cfg: EnvironmentConfig) -> dict[st
         name = title.lower()
         arn = {
             "AWS::KMS::Key": f"arn:{part}:kms:{region}:{acct}:key/{name}",
+            "AWS::KMS::ReplicaKey": f"arn:{part}:kms:{region}:{acct}:key/{name}",
             "AWS::S3::Bucket": f"arn:{part}:s3:::{name}",
             "AWS::SNS::Topic": f"arn:{part}:sns:{region}:{acct}:{name}",
             "AWS::Events::Rule": f"arn:{part}:events:{region}:{acct}:rule/{name}",
@@ -84,8 +87,26 @@ def test_every_policy_passes_parliament(template: dict[str, Any], alarm_template
                                         cfg: EnvironmentConfig) -> None:
     values = {**physical_values(template, cfg), **physical_values(alarm_template, cfg)}
     linted = policies(template) + policies(alarm_template)
-    # two keys, two buckets, the delivery role; two topics and the dead-letter queue
-    assert len(linted) == 8
+    # two keys, two buckets, the delivery role; two topics and the dead-letter queue; with DR the
+    # replication role's policy
+    assert len(linted) == 8 + cfg.multi_region
+    lint_all(linted, values)
+
+
+def test_every_dr_region_policy_passes_parliament(replica_rendered: dict[tuple[str, str], str],
+                                                  configs: dict[str, EnvironmentConfig]) -> None:
+    """The replica key, the DR buckets, the forwarding role, the queue and the watchdog topic."""
+    assert replica_rendered
+    for (env, region), text in replica_rendered.items():
+        template = json.loads(text)
+        cfg = configs[env]
+        values = {**physical_values(template, cfg), "AWS::Region": region, "PrimaryKeyArn": "arn:aws:kms:x"}
+        linted = policies(template)
+        assert len(linted) == 6
+        lint_all(linted, values)
+
+
+def lint_all(linted: list[tuple[str, dict[str, Any]]], values: dict[str, str]) -> None:
     unexplained = []
     for title, document in linted:
         result = analyze_policy_string(json.dumps(resolve(document, values)), include_community_auditors=True)

@@ -9,6 +9,7 @@ it happens. Every resource of both stacks must be covered by some row.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,8 @@ class Threat:
     #: ``alarm:<title>`` (metric or health alarm), ``rule:<title>`` (EventBridge channel), or
     #: ``prevented:<test>`` (a policy refuses it; the test proves the policy).
     detections: tuple[str, ...]
+    #: Only environments with disaster-recovery regions have what it names.
+    dr_only: bool = False
 
 
 THREATS = (
@@ -59,6 +62,12 @@ THREATS = (
            ("rule:AlarmDeliveryTampered", "alarm:AlarmDeliveryTampered", "alarm:WatchdogTopicDeliveryFailed")),
     Threat("Purge or delete the dead-letter queue", ("AuditEventDeadLetterQueue", "AuditEventDeadLetterQueuePolicy"),
            ("alarm:AlarmDeliveryTampered", "rule:AlarmDeliveryTampered")),
+    Threat("Stop the audit-log copies to the DR regions (the replication role, its policy, the bucket's rules)",
+           ("AuditLogReplicationRole", "AuditLogReplicationRolePolicy"),
+           ("alarm:DrRolesChanged", "alarm:AuditBucketTampered", "rule:AuditBucketTampered"), dr_only=True),
+    Threat("Tamper with a DR region's replica key, aliases, audit-log copies or forwarding rule", (),
+           ("prevented:tests/test_disaster_recovery.py::test_every_dr_resource_is_watched_from_the_home_region",),
+           dr_only=True),
     Threat("Replace or delete a control through a stack update", ("*",),
            ("prevented:tests/test_threats.py::test_stack_policies_cover_every_control_resource",)),
 )
@@ -95,7 +104,19 @@ def log_path(everything: dict[str, dict[str, Any]], log_group_name: Any) -> set[
     return path
 
 
-def channels(everything: dict[str, dict[str, Any]], detection: str) -> list[set[str]]:
+def exported(outputs: dict[str, Any], node: Any) -> set[str]:
+    """The logical IDs ``node`` names, an ``Fn::ImportValue`` of another stack's output standing for
+    the resource that output exports (the filter stack's alarms import the alarm stack's topics)."""
+    found = refs(node)
+    imports = [v["Fn::ImportValue"] for v in (node if isinstance(node, list) else [node])
+               if isinstance(v, dict) and "Fn::ImportValue" in v]
+    for name in imports:
+        [output] = [o for o in outputs.values() if o.get("Export", {}).get("Name") == name]
+        found |= refs(output["Value"])
+    return found
+
+
+def channels(everything: dict[str, dict[str, Any]], detection: str, outputs: dict[str, Any]) -> list[set[str]]:
     """Each delivery path of one detection (one per topic it notifies)."""
     kind, _, title = detection.partition(":")
     if kind == "alarm":
@@ -104,7 +125,7 @@ def channels(everything: dict[str, dict[str, Any]], detection: str) -> list[set[
         if f"{title}Filter" in everything:
             reads = everything[f"{title}Filter"]["Properties"]["LogGroupName"]
             base |= {f"{title}Filter"} | log_path(everything, reads)
-        topics = list(refs(alarm["AlarmActions"]))
+        topics = [t for t in exported(outputs, alarm["AlarmActions"]) if t in everything]
     else:
         [rule] = [t for t, r in everything.items() if r["Type"] == "AWS::Events::Rule"
                   and title in r["Metadata"]["ScrybeWatches"]]
@@ -115,14 +136,25 @@ def channels(everything: dict[str, dict[str, Any]], detection: str) -> list[set[
 
 
 @pytest.fixture
-def everything(template: dict[str, Any], alarm_template: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return resources(template, alarm_template)
+def everything(template: dict[str, Any], alarm_template: dict[str, Any],
+               filter_template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every resource of the environment's home stacks."""
+    return resources(template, alarm_template, filter_template)
+
+
+@pytest.fixture
+def outputs(template: dict[str, Any], alarm_template: dict[str, Any]) -> dict[str, Any]:
+    """The outputs the home stacks import from each other."""
+    return {**template.get("Outputs", {}), **alarm_template.get("Outputs", {})}
 
 
 @pytest.mark.parametrize("threat", THREATS, ids=[t.name for t in THREATS])
-def test_every_threat_has_a_channel_it_cannot_reach(everything: dict[str, dict[str, Any]], threat: Threat) -> None:
+def test_every_threat_has_a_channel_it_cannot_reach(everything: dict[str, dict[str, Any]], outputs: dict[str, Any],
+                                                    threat: Threat) -> None:
+    if threat.dr_only and "AuditLogReplicationRole" not in everything:
+        return
     hit = tampered(threat, everything)
-    assert hit, f"{threat.name}: names no resource of this environment"
+    assert hit or not threat.tampered, f"{threat.name}: names no resource of this environment"
     working = []
     for detection in threat.detections:
         if detection.startswith("prevented:"):
@@ -133,7 +165,7 @@ def test_every_threat_has_a_channel_it_cannot_reach(everything: dict[str, dict[s
         title = detection.partition(":")[2]
         if f"{title}Alarm" not in everything:
             continue  # e.g. no emergency role in dev
-        working += [detection for path in channels(everything, detection) if not path & hit]
+        working += [detection for path in channels(everything, detection, outputs) if not path & hit]
     assert working, f"{threat.name}: every detection passes through {sorted(hit)}"
 
 
@@ -142,20 +174,24 @@ def test_every_resource_is_covered_by_a_threat(everything: dict[str, dict[str, A
     assert set(everything) - specific == set()
 
 
-def test_watched_events_and_health_alarms_all_appear_in_the_table(alarm_template: dict[str, Any]) -> None:
+def test_watched_events_and_health_alarms_all_appear_in_the_table(everything: dict[str, dict[str, Any]]) -> None:
     named = {d.partition(":")[2] for t in THREATS for d in t.detections}
-    alarms = {t.removesuffix("Alarm") for t, r in alarm_template["Resources"].items()
-              if r["Type"] == "AWS::CloudWatch::Alarm"}
+    alarms = {t.removesuffix("Alarm") for t, r in everything.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    assert len(alarms) >= 20
+    # DrAuditBucketTampered: the DR row's proof (tests/test_disaster_recovery.py) sends its events.
     unexplained = alarms - named - {"KmsKeyDisabledOrDeletionScheduledCis47", "CloudTrailConfigurationChangedCis45",
-                                    "PhiKeyAccessDeniedBurst", "PhiKeyRotationDisabled", "EmergencyRoleUsed"}
+                                    "PhiKeyAccessDeniedBurst", "PhiKeyRotationDisabled", "EmergencyRoleUsed",
+                                    "DrAuditBucketTampered"}
     assert not unexplained
 
 
-def test_stack_policies_cover_every_control_resource(template: dict[str, Any], alarm_template: dict[str, Any]) -> None:
-    """No stack update may replace or delete any resource of either stack; aliases not even modify."""
+def test_stack_policies_cover_every_control_resource(template: dict[str, Any], alarm_template: dict[str, Any],
+                                                    filter_template: dict[str, Any],
+                                                    replica_rendered: dict[tuple[str, str], str]) -> None:
+    """No stack update may replace or delete any resource of any stack; aliases not even modify."""
     from scrybe_kms.derived.stack_policy import stack_policy
 
-    for t in (template, alarm_template):
+    for t in (template, alarm_template, filter_template, *(json.loads(r) for r in replica_rendered.values())):
         policy = stack_policy(t)["Statement"]
         denied = {r.removeprefix("LogicalResourceId/") for s in policy if s["Effect"] == "Deny"
                   for r in s["Resource"]}

@@ -22,7 +22,7 @@ __all__ = ["main", "run_stack"]
 
 PROG = "scrybe-kms"
 #: ``scrybe_kms.deploy.options.STACK_CHOICES``, written out: importing the deploy package pulls in boto3.
-STACK_CHOICES = ("all", "keys", "alarms")
+STACK_CHOICES = ("all", "keys", "alarms", "filters", "replicas")
 #: ``scrybe_kms.deploy.options.DEFAULT_TIMEOUT``, written out for the same reason.
 DEFAULT_TIMEOUT = 10.0
 #: The exit status of a command stopped by Ctrl-C, as a shell reports it (128 + SIGINT).
@@ -91,28 +91,32 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("env", choices=ENVIRONMENTS, help="environment")
         p.add_argument("--stacks", type=Path, default=Path("stacks"), help="stack files directory (default: stacks)")
         p.add_argument("--stack-name", help="the key stack's name (default: scrybe-kms-<env>); deploy names the "
-                                            "alarm stack <name>-alarms")
+                                            "filter and alarm stacks <name>-filters and <name>-alarms")
         p.add_argument("--env-file", type=Path, help="merge the AWS_KMS_* lines into this .env file")
         p.add_argument("--profile", help="AWS profile (default: AWS_PROFILE / the default chain)")
-        p.add_argument("--region", help="AWS region (default: AWS_REGION / the profile's); must match the config")
+        p.add_argument("--region", help="AWS region (default: AWS_REGION / the profile's); must match the config "
+                                        "(env-config: or one of its disaster_recovery_regions)")
         p.add_argument("--endpoint-url", help="AWS endpoint, e.g. a local emulator (default: AWS_ENDPOINT_URL)")
         p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                        help=f"seconds to wait for a connection and for each answer (default: {DEFAULT_TIMEOUT:g})")
 
-    d = sub.add_parser("deploy", help="deploy the key stack, then the alarm stack: for each, create a change set, "
-                                      "show the plan, refuse unsafe changes, execute")
+    d = sub.add_parser("deploy", help="deploy the key, alarm and filter stacks, then each DR region's: for each, "
+                                      "create a change set, show the plan, refuse unsafe changes, execute")
     aws_options(d)
     d.add_argument("--stack", choices=STACK_CHOICES, default="all",
-                   help="deploy both stacks, key stack first (all, the default), or only one")
+                   help="deploy every stack in order (all, the default), or only one kind")
     d.add_argument("--template-file", type=Path,
                    help="the key stack's template, e.g. out/<env>.json (default: build it)")
+    d.add_argument("--filters-template-file", type=Path,
+                   help="the filter stack's template, e.g. out/<env>.filters.json (default: build it)")
     d.add_argument("--alarms-template-file", type=Path,
                    help="the alarm stack's template, e.g. out/<env>.alarms.json (default: build it)")
     d.add_argument("--plan", action="store_true", help="print the plans and stop; execute nothing")
     d.add_argument("--adopt", action="store_true",
                    help="the key stack was deleted: import the keys, aliases, buckets and log group it retained "
                         "into a new stack, then update it to the full template (creates no new key)")
-    e = sub.add_parser("env-config", help="print (or --env-file: merge) an existing key stack's .env lines")
+    e = sub.add_parser("env-config", help="print (or --env-file: merge) an existing key stack's .env lines "
+                                          "(--region <DR region>: that region's replica)")
     aws_options(e)
     return parser
 
@@ -130,6 +134,7 @@ def _aws_command(args: argparse.Namespace) -> int:
         profile=args.profile, region=args.region, endpoint_url=args.endpoint_url,
         template_file=getattr(args, "template_file", None), plan_only=getattr(args, "plan", False),
         stack=getattr(args, "stack", "all"), alarms_template_file=getattr(args, "alarms_template_file", None),
+        filters_template_file=getattr(args, "filters_template_file", None),
         adopt=getattr(args, "adopt", False), timeout=args.timeout)
     try:
         return (deploy if args.command == "deploy" else env_config)(opts, sys.stdout)

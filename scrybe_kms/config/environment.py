@@ -66,6 +66,12 @@ class EnvironmentConfig:
     #: version before the retention ends), "governance" (only a principal allowed
     #: s3:BypassGovernanceRetention can), or None. Chosen when the bucket is created (D29).
     audit_log_object_lock: str | None = "compliance"
+    #: Disaster-recovery regions (same partition, not ``aws_region``). When set, the PHI key is a
+    #: multi-Region key with a replica in each, and the audit bucket replicates every log version to
+    #: a bucket there (``out/<env>.replica-<region>.json``). ``MultiRegion`` cannot change on an
+    #: existing key: adding the first region to, or removing the last from, a deployed environment
+    #: needs a new key (the deploy command refuses it with the migration path; D47).
+    disaster_recovery_regions: Sequence[str] = ()
     #: Aliases beside the primary ``alias/scrybe-phi-master-key-<env>``.
     additional_aliases: Sequence[str] = ()
     #: Roles that use the key only through AWS services, e.g. ``{"role_arn": ..., "services": ["rds"]}``:
@@ -125,6 +131,11 @@ class EnvironmentConfig:
     @property
     def aliases(self) -> tuple[str, ...]:
         return (self.primary_alias, *self.additional_aliases)
+
+    @property
+    def multi_region(self) -> bool:
+        """The PHI key is a multi-Region primary key: it has replicas in the DR regions."""
+        return bool(self.disaster_recovery_regions)
 
     @property
     def termination_protection(self) -> bool:

@@ -23,13 +23,18 @@ __all__ = [
     "audit_alias",
     "audit_bucket_name_sub",
     "dead_letter_queue_name",
+    "dr_access_log_bucket_name_sub",
+    "dr_audit_bucket_name_sub",
     "event_rule_name",
     "export_name",
+    "forwarding_role_name",
     "log_group_arn_sub",
     "log_group_name",
     "metric_filter_name",
     "metric_namespace",
     "primary_alias",
+    "replica_stack_name",
+    "replication_role_name",
     "stack_name",
     "trail_arn_sub",
     "trail_name",
@@ -79,6 +84,30 @@ def audit_bucket_name_sub(env: str) -> str:
 
 def access_log_bucket_name_sub(env: str) -> str:
     return f"{PREFIX}-audit-access-logs-${{AWS::AccountId}}-{env}"
+
+
+def replica_stack_name(env: str, region: str) -> str:
+    """A DR region's stack: the PHI key's replica and the audit-log copy (decision D47)."""
+    return f"scrybe-kms-{env}-replica-{region}"
+
+
+def dr_audit_bucket_name_sub(env: str, region: str) -> str:
+    """The audit bucket's copy in a DR region (at most 60 characters for the longest region names)."""
+    return f"{PREFIX}-audit-logs-${{AWS::AccountId}}-{env}-{region}"
+
+
+def dr_access_log_bucket_name_sub(env: str, region: str) -> str:
+    return f"{PREFIX}-access-logs-${{AWS::AccountId}}-{env}-{region}"
+
+
+def replication_role_name(env: str) -> str:
+    """S3's role for replicating the audit logs to every DR region (IAM names are global)."""
+    return f"{PREFIX}-audit-replication-{env}"
+
+
+def forwarding_role_name(env: str, region: str) -> str:
+    """EventBridge's role in a DR region for forwarding audit events home (at most 51 characters)."""
+    return f"{PREFIX}-{env}-events-forward-{region}"
 
 
 def alarm_stack_name(env: str) -> str:

@@ -140,6 +140,26 @@ def _one_account(c: _Checker, region: str | None, named: list[tuple[str, str | N
                               f"the account the key lives in (got {arn!r})")
 
 
+def _dr_regions(c: _Checker, home: str | None) -> list[str]:
+    """DR regions: real regions, each once, never the home region, in its partition (a replica
+    key lives in the primary's partition)."""
+    found = []
+    for i, name in enumerate(c.sequence("disaster_recovery_regions", "a list of AWS regions")):
+        field_name = f"disaster_recovery_regions[{i}]"
+        if c.run(v.region, field_name, name) is None:
+            continue
+        if name == home:
+            c.problems.append(f"'{field_name}' must differ from aws_region: a replica in the home region "
+                              f"survives nothing the primary does not (got {name!r})")
+        elif home is not None and v.partition_of(name) != v.partition_of(home):
+            c.problems.append(f"'{field_name}' must be in partition {v.partition_of(home)!r} of aws_region "
+                              f"{home!r}: multi-Region keys replicate only within a partition (got {name!r})")
+        else:
+            found.append(name)
+    c.run(v.unique, "disaster_recovery_regions", found)
+    return found
+
+
 def check(raw: Mapping[str, Any]) -> tuple[list[str], dict[str, Any]]:
     """``(problems, normalised values)`` for the raw field values of one configuration."""
     c = _Checker(raw)
@@ -156,6 +176,8 @@ def check(raw: Mapping[str, Any]) -> tuple[list[str], dict[str, Any]]:
     if raw["audit_log_object_lock"] not in (None, *OBJECT_LOCK_MODES):
         c.problems.append(f"'audit_log_object_lock' must be one of {', '.join(OBJECT_LOCK_MODES)} or None "
                           f"(got {raw['audit_log_object_lock']!r})")
+
+    dr = _dr_regions(c, region)
 
     topic = None if raw["alarm_topic_arn"] is None else c.run(v.sns_topic_arn, "alarm_topic_arn",
                                                                  raw["alarm_topic_arn"], region)
@@ -202,4 +224,5 @@ def check(raw: Mapping[str, Any]) -> tuple[list[str], dict[str, Any]]:
         "key_use_through_services": tuple(u for _, u in users if u is not None),
         "application_role_only_via_services": tuple(sorted(app_only)),
         "audit_log_reader_role_arns": tuple(readers),
+        "disaster_recovery_regions": tuple(sorted(set(dr))),
     }

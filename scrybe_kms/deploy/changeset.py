@@ -16,7 +16,7 @@ from scrybe_kms.deploy.stack import StackState, read_stack
 
 __all__ = ["CAPABILITIES", "ChangeSet", "create", "discard", "new_name"]
 
-CAPABILITIES = ["CAPABILITY_IAM"]
+CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"]
 
 #: How CloudFormation reports a change set that would change nothing: ``Status: FAILED``,
 #: ``ExecutionStatus: UNAVAILABLE`` and this ``StatusReason`` (the text the AWS CLI's
@@ -56,13 +56,16 @@ def new_name() -> str:
 
 
 def create(cf: Any, stack: str, body: str, change_type: str, description: str, poll_seconds: float,
-           name: str | None = None, resources_to_import: list[dict[str, Any]] | None = None) -> ChangeSet:
+           name: str | None = None, resources_to_import: list[dict[str, Any]] | None = None,
+           parameters: Mapping[str, str] | None = None) -> ChangeSet:
     """Create a change set and wait until CloudFormation has worked it out (or failed to).
 
     ``ClientToken`` (the name) makes botocore's retries of CreateChangeSet safe; the polls that
     follow are tried again on transient failures."""
     name = name or new_name()
     extra: dict[str, Any] = {"ResourcesToImport": resources_to_import} if resources_to_import else {}
+    if parameters:  # every value given: a parameter left out would fall back to its default
+        extra["Parameters"] = [{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(parameters.items())]
     with aws_errors(f"create a change set for {stack}"):
         cf.create_change_set(StackName=stack, ChangeSetName=name, ChangeSetType=change_type, TemplateBody=body,
                              Capabilities=CAPABILITIES, Description=description, ClientToken=name, **extra)

@@ -5,7 +5,8 @@ the key stack, then the alarm stack."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from scrybe_kms.config import EnvironmentConfig
@@ -31,11 +32,16 @@ Verdict = Literal["no changes", "plan", "execute"]
 
 @dataclass(frozen=True)
 class Target:
-    """One stack to deploy and the template it gets. Only the key stack's outputs go to ``.env``."""
+    """One stack to deploy and the template it gets. Only the key stack's outputs go to ``.env``.
+    ``kind`` names it in plans (``key``, ``filter``, ``alarm``, ``replica``); ``region`` is set for a
+    DR region's stack; ``parameters`` are the values its change set passes (every one, always)."""
 
     name: str
     template: dict[str, Any]
     key_stack: bool
+    kind: str = "key"
+    region: str | None = None
+    parameters: Mapping[str, str] = field(default_factory=dict)
 
 
 def _settled_start(aws: AwsSession, opts: DeployOptions, name: str, say: Say) -> Stack:
@@ -56,26 +62,30 @@ def deploy_stack(aws: AwsSession, cfg: EnvironmentConfig, opts: DeployOptions, t
     cf, name, new = aws.cloudformation, target.name, target.template
     current = _settled_start(aws, opts, name, say)
     if current.state is StackState.ROLLBACK_COMPLETE:
+        adopt = (f", and `scrybe-kms deploy {cfg.environment} --adopt` brings those back under a new stack instead "
+                 "of creating new keys" if target.key_stack else "")
         raise DeployError(f"stack {name} is ROLLBACK_COMPLETE (its first create failed) and cannot be updated. "
                           "Read its events and fix the cause, then delete it yourself: what it created and retains "
-                          f"(keys, aliases, buckets, log group) stays, and `scrybe-kms deploy {cfg.environment} "
-                          "--adopt` brings those back under a new stack instead of creating new keys.")
+                          f"(keys, aliases, buckets, log group) stays{adopt}.")
     exists = current.state.exists
     old = deployed_template(cf, name) if exists else {}
-    say(f"{'update' if exists else 'create'} {name} in {cfg.aws_region} (account {cfg.account_id})"
+    say(f"{'update' if exists else 'create'} {name} in {aws.region} (account {cfg.account_id})"
         + (f" via {aws.endpoint}" if aws.endpoint else ""))
 
     # The local comparison needs no AWS call: refuse before any change set exists.
-    early = local_problems(old, new, cfg.aws_region)
+    early = local_problems(old, new, aws.region)
     if early:
         raise Refused(REFUSING.format(name) + "created or executed.\n"
                       + "\n".join(f"  {title}: {why}" for title, why in sorted(early.items())))
     check_names(aws, name, cfg.environment, new, old)
 
-    description = f"scrybe-kms deploy {cfg.environment}" + ("" if target.key_stack else " (alarm stack)")
-    change_set = _create(aws, opts, journal, name, new, "UPDATE" if exists else "CREATE", description)
+    description = f"scrybe-kms deploy {cfg.environment}" + ("" if target.key_stack else f" ({target.kind} stack)")
+    if target.parameters:
+        say("parameters: " + ", ".join(f"{k}={v}" for k, v in sorted(target.parameters.items())))
+    change_set = _create(aws, opts, journal, name, new, "UPDATE" if exists else "CREATE", description,
+                         parameters=target.parameters)
     try:
-        verdict = _review(change_set, old, new, opts, cfg, say, name)
+        verdict = _review(change_set, old, new, opts, aws.region, say, name)
         if verdict == "execute" and exists:
             set_stack_policy(aws, name, new, say)  # the stack policy guards this very update
     except BaseException:
@@ -150,14 +160,15 @@ def adopt_retained(aws: AwsSession, cfg: EnvironmentConfig, opts: DeployOptions,
 
 
 def _create(aws: AwsSession, opts: DeployOptions, journal: Journal, name: str, body: dict[str, Any],
-            change_type: str, description: str, imports: list[dict[str, Any]] | None = None) -> changeset.ChangeSet:
+            change_type: str, description: str, imports: list[dict[str, Any]] | None = None,
+            parameters: Mapping[str, str] | None = None) -> changeset.ChangeSet:
     """Create a change set, noting it (by name, before the call) for Ctrl-C to delete."""
     change_set_name = changeset.new_name()
     journal.change_set = changeset.ChangeSet(change_set_name, change_type, "CREATE_PENDING")
     # Compact JSON keeps the body well inside the 51,200-byte inline limit.
     text = json.dumps(body, separators=(",", ":"), sort_keys=True)
     created = changeset.create(aws.cloudformation, name, text, change_type, description, opts.poll_seconds,
-                               change_set_name, imports)
+                               change_set_name, imports, parameters)
     journal.change_set = created
     return created
 
@@ -184,7 +195,7 @@ def _todo(cfg: EnvironmentConfig, opts: DeployOptions, target: Target, exists: b
 
 
 def _review(change_set: changeset.ChangeSet, old: dict[str, Any], new: dict[str, Any], opts: DeployOptions,
-            cfg: EnvironmentConfig, say: Say, name: str) -> Verdict:
+            region: str, say: Say, name: str) -> Verdict:
     """What to do with a change set; raises if it failed or would replace a protected resource."""
     if change_set.no_changes:
         return "no changes"
@@ -192,7 +203,7 @@ def _review(change_set: changeset.ChangeSet, old: dict[str, Any], new: dict[str,
         raise DeployError(f"{name}: CloudFormation could not create the change set: {change_set.reason}")
     changes = changes_from(change_set.changes)
     say(format_plan(changes))
-    problems = refusals(changes, old, new, cfg.aws_region)
+    problems = refusals(changes, old, new, region)
     if problems:
         raise Refused(REFUSING.format(name) + "executed and the change set was deleted.\n"
                       + "\n".join(f"  {p}" for p in problems))

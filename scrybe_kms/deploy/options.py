@@ -12,9 +12,10 @@ __all__ = ["DEFAULT_TIMEOUT", "STACK_CHOICES", "DeployOptions", "Say", "StackCho
 #: Prints one line for the person at the terminal.
 Say = Callable[[str], None]
 
-#: Which of an environment's two stacks ``deploy`` works on: both (the key stack first), or one.
-StackChoice = Literal["all", "keys", "alarms"]
-STACK_CHOICES: tuple[StackChoice, ...] = ("all", "keys", "alarms")
+#: Which of an environment's stacks ``deploy`` works on: all (key, alarm, filter, then the DR regions'),
+#: or one kind.
+StackChoice = Literal["all", "keys", "alarms", "filters", "replicas"]
+STACK_CHOICES: tuple[StackChoice, ...] = ("all", "keys", "alarms", "filters", "replicas")
 
 #: Seconds to wait for a connection, and then for an answer, before a try counts as failed
 #: (botocore's own default is 60 s each, times its retries: minutes for a dead endpoint; D43).
@@ -38,6 +39,8 @@ class DeployOptions:
     stack: StackChoice = "all"
     #: The alarm stack's template (e.g. ``out/<env>.alarms.json``); built if absent.
     alarms_template_file: Path | None = None
+    #: The filter stack's template (e.g. ``out/<env>.filters.json``); built if absent.
+    filters_template_file: Path | None = None
     #: Bring back what a deleted key stack retained (keys, aliases, buckets, log group) with a
     #: CloudFormation import, then update to the full template (D40).
     adopt: bool = False

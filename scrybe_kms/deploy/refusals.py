@@ -36,7 +36,8 @@ RETAIN_POLICIES = ("DeletionPolicy", "UpdateReplacePolicy")
 
 #: Types whose create-only properties must be known: without cfn-lint's schema for one of these,
 #: even "cfn-lint does not know this type" refuses the deploy.
-PROTECTED_TYPES = frozenset({"AWS::KMS::Key", "AWS::KMS::Alias", "AWS::S3::Bucket", "AWS::Logs::LogGroup"})
+PROTECTED_TYPES = frozenset({"AWS::KMS::Key", "AWS::KMS::ReplicaKey", "AWS::KMS::Alias", "AWS::S3::Bucket",
+                             "AWS::Logs::LogGroup"})
 
 
 class SchemaUnavailable(Exception):
@@ -142,6 +143,12 @@ def local_problems(old: Mapping[str, Any], new: Mapping[str, Any], region: str) 
                                            "key (a new stack or key resource), re-encrypt the data under it "
                                            "(kms:ReEncrypt), then retire the old key")
                         break
+            shorter = _lock_days(props_after) < _lock_days(props_before)
+            if kind == "AWS::S3::Bucket" and shorter and _lock(props_before) == _lock(props_after):
+                problems[title] = (f"its Object Lock default retention would drop from {_lock_days(props_before)} "
+                                   f"to {_lock_days(props_after)} days, shorter than the lock on the versions "
+                                   f"already written ({why}). Keep audit_log_retention_days at "
+                                   f"{_lock_days(props_before)} or more; a shorter retention needs a new bucket")
             if kind == "AWS::S3::Bucket" and _lock(props_before) != _lock(props_after):
                 problems[title] = (f"its Object Lock setting would change from {_lock(props_before)} to "
                                    f"{_lock(props_after)}; Object Lock protects only versions written after it is "
@@ -151,6 +158,14 @@ def local_problems(old: Mapping[str, Any], new: Mapping[str, Any], region: str) 
             if kind == "AWS::KMS::Alias" and props_before.get("TargetKeyId") != props_after.get("TargetKeyId"):
                 problems[title] = f"its target would change ({why})"
     return problems
+
+
+def _lock_days(props: Mapping[str, Any]) -> int:
+    """A locked bucket's default retention in days (0 without Object Lock)."""
+    if not props.get("ObjectLockEnabled"):
+        return 0
+    days = props.get("ObjectLockConfiguration", {}).get("Rule", {}).get("DefaultRetention", {}).get("Days", 0)
+    return days if isinstance(days, int) else 0
 
 
 def _lock(props: Mapping[str, Any]) -> str:

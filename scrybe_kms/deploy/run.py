@@ -1,8 +1,13 @@
 """``scrybe-kms deploy`` and ``scrybe-kms env-config``: a careful wrapper around change sets.
 
-An environment has two stacks: the key stack (``scrybe-kms-<env>``: keys, aliases, buckets, trail,
-log group) and the alarm stack (``scrybe-kms-<env>-alarms``), which imports the key stack's
-exports and so is deployed after it. Before anything is touched: every template is read and
+An environment has three stacks in its home region: the key stack (``scrybe-kms-<env>``: keys,
+aliases, buckets, trail, log group), the alarm stack (``-alarms``: topics, EventBridge rules) and the
+filter stack (``-filters``: metric filters and their alarms), each importing the exports of those
+before it; and with disaster recovery one
+stack per DR region (``-replica-<region>``), deployed last in its own region with the key stack's
+``KmsKeyArn`` as its ``PrimaryKeyArn`` (exports do not cross regions). The key stack's replication
+parameters say which DR stacks exist; once a run has deployed a new one, the key stack is updated
+again to switch replication to it on (decision D49). Before anything is touched: every template is read and
 checked (its shape, its region and account ``Rules``), and so is the ``--env-file`` target. Then
 for each stack, in that order: follow it to the end if another run left it in progress, refuse
 locally anything that would replace or remove a protected resource, check that no name it would
@@ -22,6 +27,7 @@ imports it only for these commands.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Callable
@@ -32,19 +38,24 @@ from scrybe_kms.config import EnvironmentConfig, load_stack, naming
 from scrybe_kms.deploy.envfile import check_env_target
 from scrybe_kms.deploy.errors import DeployError, LostTrack, Refused
 from scrybe_kms.deploy.exports import exported_names, missing_exports
-from scrybe_kms.deploy.flow import Target, adopt_retained, deploy_stack, write_env
+from scrybe_kms.deploy.flow import Target, Verdict, adopt_retained, deploy_stack, write_env
 from scrybe_kms.deploy.journal import Journal, interrupted, resume
 from scrybe_kms.deploy.options import DeployOptions, Say
 from scrybe_kms.deploy.session import AwsSession, SessionFactory, open_session
-from scrybe_kms.deploy.stack import read_stack
+from scrybe_kms.deploy.stack import StackState, read_stack
 from scrybe_kms.deploy.templates import check_shape, read_template, rule_problems
-from scrybe_kms.template import render, render_alarms
+from scrybe_kms.template import render, render_alarms, render_filters, render_replica
+from scrybe_kms.template.replica_stack import PRIMARY_KEY_PARAMETER
+from scrybe_kms.template.replication import replication_parameters
 
 __all__ = ["DeployError", "DeployOptions", "Journal", "Refused", "deploy", "env_config"]
 
 def deploy(opts: DeployOptions, out: TextIO = sys.stdout, session_factory: SessionFactory = open_session) -> int:
-    """Deploy the key stack, then the alarm stack (or just the one ``opts.stack`` names)."""
+    """Deploy the key, alarm and filter stacks, then each DR region's (or just what ``opts.stack`` names)."""
     say, cfg = _printer(out), _config(opts)
+    if opts.region in cfg.disaster_recovery_regions:
+        raise DeployError(f"deploy runs in the home region {cfg.aws_region} and deploys the {opts.region} stack "
+                          f"itself: pass --region {cfg.aws_region} (or none)")
     targets = _targets(opts, cfg)  # every template is read and checked before the first AWS call
     if opts.env_file is not None:
         check_env_target(opts.env_file)
@@ -52,8 +63,8 @@ def deploy(opts: DeployOptions, out: TextIO = sys.stdout, session_factory: Sessi
     aws: AwsSession | None = None
     try:
         aws = session_factory(opts, cfg)
-        _check_rules(targets, aws)
-        _deploy_all(aws, cfg, opts, targets, say, journal)
+        _check_rules([t for t in targets if t.region is None], aws)
+        _deploy_all(Regions(aws, opts, cfg, session_factory), cfg, opts, targets, say, journal)
     except KeyboardInterrupt:
         raise interrupted(aws, journal, cfg) from None
     except LostTrack as exc:
@@ -61,38 +72,111 @@ def deploy(opts: DeployOptions, out: TextIO = sys.stdout, session_factory: Sessi
     return 0
 
 
-def _deploy_all(aws: AwsSession, cfg: EnvironmentConfig, opts: DeployOptions, targets: list[Target], say: Say,
+@dataclasses.dataclass
+class Regions:
+    """The home session, and a session per DR region opened on first use (its Rules checked then)."""
+
+    home: AwsSession
+    opts: DeployOptions
+    cfg: EnvironmentConfig
+    factory: SessionFactory
+    opened: dict[str, AwsSession] = dataclasses.field(default_factory=dict)
+
+    def session(self, region: str | None) -> AwsSession:
+        if region is None:
+            return self.home
+        if region not in self.opened:
+            self.opened[region] = self.factory(dataclasses.replace(self.opts, region=region), self.cfg)
+        return self.opened[region]
+
+    def ready(self) -> set[str]:
+        """The DR regions whose stack exists: their bucket and replica key can receive copies."""
+        found = set()
+        for region in self.cfg.disaster_recovery_regions:
+            current = read_stack(self.session(region).cloudformation,
+                                 naming.replica_stack_name(self.cfg.environment, region))
+            if current.state.exists and not current.state.busy and current.state is not StackState.ROLLBACK_COMPLETE:
+                found.add(region)
+        return found
+
+
+def _deploy_all(regions: Regions, cfg: EnvironmentConfig, opts: DeployOptions, targets: list[Target], say: Say,
                 journal: Journal) -> None:
+    aws = regions.home
     key = _key_stack(opts, cfg)
     pending: set[str] = set()  # what the key stack will export once the plan just shown is executed
+    replication: dict[str, str] | None = None  # the parameters the key stack was deployed with
     for target in targets:
         journal.not_started.remove(target.name)
         journal.stack, journal.todo = target.name, []
+        if target.region is not None:
+            if _deploy_replica(regions, cfg, opts, target, say, journal, key) == "deferred":
+                break
+            continue
+        if target.key_stack and cfg.multi_region:
+            replication = replication_parameters(cfg, regions.ready())
+            target = dataclasses.replace(target, parameters=replication)
         missing = missing_exports(aws.cloudformation, target.template)
         if missing and set(missing) <= pending:
-            say(f"{target.name} will be planned after {key} is deployed: it imports {', '.join(missing)}, "
-                f"which {key} does not export yet")
+            say(f"{target.name} will be planned after the stacks before it are deployed: it imports "
+                f"{', '.join(missing)}, which they do not export yet")
             break
         if missing:
             raise DeployError(f"{target.name} imports {', '.join(missing)}, which no stack in {cfg.aws_region} "
-                              f"exports: deploy the key stack {key} first")
+                              f"exports: deploy the stacks before it first (the key stack {key}, then its alarm "
+                              "stack)")
         if opts.adopt and target.key_stack and adopt_retained(aws, cfg, opts, target, say, journal) == "plan":
             say(f"the update of {target.name} to its full template is planned once the import has run")
             break
         verdict = deploy_stack(aws, cfg, opts, target, say, journal)
-        pending = exported_names(target.template) if verdict == "plan" else set()
+        pending |= exported_names(target.template) if verdict == "plan" else set()
+    else:
+        _switch_on_replication(regions, cfg, opts, targets, say, journal, replication)
+
+
+def _deploy_replica(regions: Regions, cfg: EnvironmentConfig, opts: DeployOptions, target: Target, say: Say,
+                    journal: Journal, key: str) -> Verdict | str:
+    """A DR region's stack, in its region, with the key stack's KmsKeyArn as PrimaryKeyArn."""
+    primary = read_stack(regions.home.cloudformation, key).outputs.get("KmsKeyArn")
+    if not primary:
+        say(f"{target.name} will be planned after {key} is deployed: its {PRIMARY_KEY_PARAMETER} is {key}'s "
+            "KmsKeyArn output")
+        return "deferred"
+    dr = regions.session(target.region)
+    _check_rules([target], dr)
+    return deploy_stack(dr, cfg, opts, dataclasses.replace(target, parameters={PRIMARY_KEY_PARAMETER: primary}),
+                        say, journal)
+
+
+def _switch_on_replication(regions: Regions, cfg: EnvironmentConfig, opts: DeployOptions, targets: list[Target],
+                           say: Say, journal: Journal, deployed: dict[str, str] | None) -> None:
+    """After this run deployed a DR stack the key stack did not replicate to yet: update the key
+    stack again, now replicating to it (S3 refuses a rule whose destination does not exist)."""
+    key_target = next((t for t in targets if t.key_stack), None)
+    if key_target is None or deployed is None or opts.plan_only:
+        return
+    now = replication_parameters(cfg, regions.ready())
+    if now == deployed:
+        return
+    added = sorted(k for k in now if now[k] != deployed.get(k))
+    say(f"switching audit-log replication on in {key_target.name} ({', '.join(added)}): the DR stacks exist now")
+    journal.stack, journal.todo = key_target.name, []
+    deploy_stack(regions.home, cfg, opts, dataclasses.replace(key_target, parameters=now), say, journal)
 
 
 def env_config(opts: DeployOptions, out: TextIO = sys.stdout, session_factory: SessionFactory = open_session) -> int:
-    """Print (and with --env-file, merge into a file) the .env lines of an existing key stack."""
+    """Print (and with --env-file, merge into a file) the .env lines of an existing key stack, or with
+    ``--region`` naming a DR region, of that region's stack (its replica key)."""
     cfg = _config(opts)
     if opts.env_file is not None:
         check_env_target(opts.env_file)
     aws = session_factory(opts, cfg)
-    name = _key_stack(opts, cfg)
+    # --region <a DR region>: that region's stack, whose .env lines name the replica there.
+    dr = opts.region in cfg.disaster_recovery_regions
+    name = naming.replica_stack_name(cfg.environment, aws.region) if dr else _key_stack(opts, cfg)
     current = read_stack(aws.cloudformation, name)
     if not current.state.exists:
-        raise DeployError(f"stack {name} does not exist in {cfg.aws_region}; deploy it first")
+        raise DeployError(f"stack {name} does not exist in {aws.region}; deploy it first")
     if "EnvironmentConfig" not in current.outputs:
         raise DeployError(f"stack {name} has no EnvironmentConfig output")
     if opts.env_file is None:
@@ -125,22 +209,32 @@ def _check_rules(targets: list[Target], aws: AwsSession) -> None:
 
 
 def _targets(opts: DeployOptions, cfg: EnvironmentConfig) -> list[Target]:
-    """The stacks to deploy, key stack first, each with its template; contradictory options refused."""
-    keys, alarms = opts.stack in ("all", "keys"), opts.stack in ("all", "alarms")
-    for option, given, stack, deployed in (("--template-file", opts.template_file, "key", keys),
-                                           ("--env-file", opts.env_file, "key", keys),
-                                           ("--adopt", opts.adopt or None, "key", keys),
-                                           ("--alarms-template-file", opts.alarms_template_file, "alarm", alarms)):
-        if given is not None and not deployed:
+    """The stacks to deploy, in order (key, alarm, filter, then each DR region's), each with its
+    template; contradictory options refused."""
+    chosen = {kind: opts.stack in ("all", kind) for kind in ("keys", "filters", "alarms", "replicas")}
+    for option, given, stack, kind in (("--template-file", opts.template_file, "key", "keys"),
+                                       ("--env-file", opts.env_file, "key", "keys"),
+                                       ("--adopt", opts.adopt or None, "key", "keys"),
+                                       ("--filters-template-file", opts.filters_template_file, "filter", "filters"),
+                                       ("--alarms-template-file", opts.alarms_template_file, "alarm", "alarms")):
+        if given is not None and not chosen[kind]:
             raise DeployError(f"{option} is for the {stack} stack, which --stack {opts.stack} does not deploy")
+    if opts.stack == "replicas" and not cfg.multi_region:
+        raise DeployError(f"--stack replicas: the {cfg.environment} configuration names no disaster_recovery_regions")
     key_name = _key_stack(opts, cfg)
-    alarm_name = f"{opts.stack_name}-alarms" if opts.stack_name else naming.alarm_stack_name(cfg.environment)
     found: list[Target] = []
-    if keys:
+    if chosen["keys"]:
         found.append(Target(key_name, _template(opts.template_file, "--template-file", render, cfg), True))
-    if alarms:
-        found.append(Target(alarm_name, _template(opts.alarms_template_file, "--alarms-template-file",
-                                                  render_alarms, cfg), False))
+    for kind, suffix, option, path, build in (
+            ("alarms", "alarms", "--alarms-template-file", opts.alarms_template_file, render_alarms),
+            ("filters", "filters", "--filters-template-file", opts.filters_template_file, render_filters)):
+        if chosen[kind]:
+            name = f"{opts.stack_name or naming.stack_name(cfg.environment)}-{suffix}"
+            found.append(Target(name, _template(path, option, build, cfg), False, kind.removesuffix("s")))
+    if chosen["replicas"]:
+        for region in cfg.disaster_recovery_regions:
+            body = check_shape(json.loads(render_replica(cfg, region)), f"the {cfg.environment} {region} template")
+            found.append(Target(naming.replica_stack_name(cfg.environment, region), body, False, "replica", region))
     return found
 
 

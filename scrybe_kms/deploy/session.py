@@ -63,7 +63,8 @@ def check_endpoint(url: str, source: str) -> None:
 
 
 def open_session(opts: DeployOptions, cfg: EnvironmentConfig) -> AwsSession:
-    """Open a session and check it is for ``cfg``'s region and account."""
+    """Open a session and check it is for ``cfg``'s region (or the DR region ``opts.region`` names)
+    and account."""
     if opts.endpoint_url:
         check_endpoint(opts.endpoint_url, "--endpoint-url")
     elif os.environ.get("AWS_ENDPOINT_URL"):
@@ -75,10 +76,12 @@ def open_session(opts: DeployOptions, cfg: EnvironmentConfig) -> AwsSession:
         region = opts.region or os.environ.get("AWS_REGION") or None
         session = boto3.Session(profile_name=opts.profile, region_name=region)
     region = session.region_name
+    # The home region, unless --region names one of the configuration's DR regions (its stack).
+    expected = opts.region if opts.region in cfg.disaster_recovery_regions else cfg.aws_region
     if not region:
         raise DeployError(f"no AWS region configured: pass --region {cfg.aws_region} or set AWS_REGION "
                           "(or AWS_DEFAULT_REGION, or the profile's region)")
-    if region != cfg.aws_region:
+    if region != expected:
         raise DeployError(f"the AWS session's region is {region}, but the {cfg.environment} configuration "
                           f"deploys to {cfg.aws_region}; pass --region {cfg.aws_region}")
     # Without --endpoint-url botocore itself honours AWS_ENDPOINT_URL.

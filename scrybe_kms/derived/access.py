@@ -44,6 +44,7 @@ ACTION_MEANINGS: dict[str, str] = {
     "kms:GenerateDataKeyWithoutPlaintext": "get a new data key, encrypted under the key only",
     "kms:DescribeKey": "read the key's metadata (ARN, state, creation date)",
     "kms:CreateGrant": "let another principal use the key outside the key policy",
+    "kms:ReplicateKey": "copy a multi-Region key to another region, under a key policy the caller writes",
     "kms:PutKeyPolicy": "replace the key policy",
     "kms:DisableKey": "switch the key off: every use fails until it is enabled again",
     "kms:ScheduleKeyDeletion": "schedule the key's deletion after a 7 to 30 day wait",
@@ -66,18 +67,19 @@ ENCRYPTION_CONTEXT_ACTIONS = frozenset({
 })
 
 
-def _decisions(template: Mapping[str, Any], cfg: EnvironmentConfig,
-               key_title: str) -> dict[str, dict[str, Decision]]:
-    policy = prepare(resolve(template["Resources"][key_title]["Properties"]["KeyPolicy"], values(cfg, key_title)))
+def _decisions(template: Mapping[str, Any], cfg: EnvironmentConfig, key_title: str,
+               region: str | None = None, callers: list[Scenario] | None = None) -> dict[str, dict[str, Decision]]:
+    policy = prepare(resolve(template["Resources"][key_title]["Properties"]["KeyPolicy"],
+                             values(cfg, key_title, region)))
     grid: dict[str, dict[str, Decision]] = {}
-    for scenario in scenarios(cfg, template):
+    for scenario in scenarios(cfg, template) if callers is None else callers:
         row = {}
         for action in ACTIONS:
             context = {k: v for k, v in scenario.context.items()
                        if action in ENCRYPTION_CONTEXT_ACTIONS or not k.startswith("kms:EncryptionContext:")}
             request = Request(principal_arn=scenario.principal if scenario.kind == "role" else None,
                               service=scenario.principal if scenario.kind == "service" else None,
-                              action=action, resource=key_arn(cfg), context=context)
+                              action=action, resource=key_arn(cfg, region), context=context)
             row[action] = evaluate_request(policy, request, iam_allows=scenario.kind == "role")
         grid[scenario.label] = row
     return grid
@@ -223,7 +225,7 @@ def access_markdown(template: Mapping[str, Any] | str, cfg: EnvironmentConfig, *
                     template_sha256: str | None = None, alarm_template: Mapping[str, Any] | str | None = None) -> str:
     """``out/<env>.access.md``: both keys' matrices, generated from :func:`evaluate`. Pass the rendered
     template text (its SHA-256 is recorded), or a parsed template and ``template_sha256``; and the
-    alarm stack's template, so the notes can name the alarms that watch a cell."""
+    template holding the alarms (the filter stack's), so the notes can name the alarms that watch a cell."""
     if isinstance(template, str):
         template_sha256 = hashlib.sha256(template.encode("utf-8")).hexdigest()
     parsed: Mapping[str, Any] = json.loads(template) if isinstance(template, str) else template

@@ -22,12 +22,14 @@ __all__ = ["control_resources", "protected_resources", "render_stack_policy", "s
 #: Why each kind of resource is a control, for the plan and the README.
 WHY = {
     "AWS::KMS::Key": "a KMS key: replacing or deleting it loses every record encrypted under it",
+    "AWS::KMS::ReplicaKey": "a replica of the PHI key: the only key in its region that decrypts the data there",
     "AWS::KMS::Alias": "a key alias: retargeting or removing it moves its users to another key",
     "AWS::S3::Bucket": "an audit-log bucket: HIPAA audit evidence",
     "AWS::S3::BucketPolicy": "an audit bucket's policy: TLS-only, the version-deletion deny, CloudTrail's access",
     "AWS::Logs::LogGroup": "the audit log group: HIPAA audit evidence, and the metric filters' source",
     "AWS::CloudTrail::Trail": "the audit trail: records every use of the key",
-    "AWS::IAM::Role": "CloudTrail's delivery role to the log group",
+    "AWS::IAM::Role": "a service's role on the audit path (log delivery, replication, event forwarding)",
+    "AWS::IAM::Policy": "what the replication role may read, write and decrypt",
     "AWS::Logs::MetricFilter": "a metric filter feeding an alarm",
     "AWS::CloudWatch::Alarm": "an alarm",
     "AWS::SNS::Topic": "an alarm topic",

@@ -1,5 +1,5 @@
-"""The alarm stack's parts: topics, metric filters and alarms, health alarms, the EventBridge rule
-and its dead-letter queue.
+"""The monitoring stacks' parts: metric filters (filter stack); topics, alarms, health alarms, the
+EventBridge rules and their dead-letter queue (alarm stack).
 
 Two channels report each watched event (decision D5, D26): CloudTrail -> the key stack's log group
 -> metric filter -> alarm -> topic, and CloudTrail -> EventBridge rule -> topic. Neither topic is
@@ -20,7 +20,7 @@ from scrybe_kms.config import naming
 from scrybe_kms.template import condition_keys as keys
 from scrybe_kms.template import policies
 from scrybe_kms.template.context import context
-from scrybe_kms.template.monitoring import KEY_STACK_FILTERS, LiteralFilter
+from scrybe_kms.template.monitoring import LiteralFilter
 from scrybe_kms.template.tags import standard_tags
 from scrybe_kms.template.watched_events import WatchedEvent, event_pattern, filter_pattern
 
@@ -31,6 +31,7 @@ __all__ = [
     "audit_event_rules",
     "dead_letter_queue",
     "event_alarms",
+    "forwarding_alarms",
     "health_alarms",
     "metric_filters",
     "topic_policy",
@@ -59,8 +60,9 @@ def bind(node: Any, variables: dict[str, Any]) -> Any:
 
 
 def key_variables(environment: str) -> dict[str, AWSHelperFn]:
-    """The key ARNs the patterns name, imported from the key stack's exports."""
+    """The key ARNs (and the PHI key's ID) the patterns name, imported from the key stack's exports."""
     return {"PhiKeyArn": ImportValue(naming.export_name(environment, "KmsKeyArn")),
+            "PhiKeyId": ImportValue(naming.export_name(environment, "KmsKeyId")),
             "AuditKeyArn": ImportValue(naming.export_name(environment, "AuditKeyArn"))}
 
 
@@ -149,14 +151,11 @@ def _specs(watched: Sequence[WatchedEvent], literal: Sequence[LiteralFilter]) ->
 
 
 def metric_filters(template: Template, *, environment: str, log_group: Any, watched: Sequence[WatchedEvent],
-                   literal: Sequence[LiteralFilter], keys: dict[str, Any], key_stack: bool) -> None:
-    """A metric filter on the trail's log group per watched event and literal filter: in the key
-    stack (``key_stack=True``) those on what that stack owns (``KEY_STACK_FILTERS``: keys, aliases,
-    trail, buckets), in the alarm stack the rest (``keys``: values for ``${PhiKeyArn}``/``${AuditKeyArn}``)."""
+                   literal: Sequence[LiteralFilter], keys: dict[str, Any]) -> None:
+    """A metric filter on the trail's log group per watched event and literal filter (``keys``:
+    values for ``${PhiKeyArn}``, ``${PhiKeyId}`` and ``${AuditKeyArn}``)."""
     namespace = naming.metric_namespace(environment)
     for title, _, pattern, _ in _specs(watched, literal):
-        if (title in KEY_STACK_FILTERS) != key_stack:
-            continue
         template.add_resource(logs.MetricFilter(
             f"{title}Filter",
             LogGroupName=log_group,
@@ -226,6 +225,26 @@ def health_alarms(template: Template, *, environment: str, rules: Sequence[event
     alarm("WatchdogTopicDeliveryFailed",
           "The watchdog topic failed to deliver notifications to a subscriber.",
           [Ref(alarm_topic)], "AWS/SNS", "NumberOfNotificationsFailed", {"TopicName": GetAtt(watchdog, "TopicName")})
+
+
+def forwarding_alarms(template: Template, *, environment: str, rule: events.Rule, queue: sqs.Queue,
+                      topic: sns.Topic) -> None:
+    """A DR region's forwarding rule watched from its own region: failed forwards, and events left in
+    its dead-letter queue, reported through a topic there (CloudWatch alarms notify topics in their
+    own region)."""
+    common: dict[str, Any] = dict(Statistic="Sum", Period=ALARM_PERIOD, EvaluationPeriods=1, DatapointsToAlarm=1,
+                                  Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
+                                  TreatMissingData="notBreaching")
+    _alarm(template, environment, "AuditEventForwardFailed",
+           "EventBridge could not forward this region's audit events to the home region's bus; they are in the "
+           "dead-letter queue here. The metric-filter channel (multi-Region trail) still reports them.",
+           [Ref(topic)], Namespace="AWS/Events", MetricName="FailedInvocations",
+           Dimensions=[cloudwatch.MetricDimension(Name="RuleName", Value=Ref(rule))], **common)
+    _alarm(template, environment, "ForwardedEventsDeadLettered",
+           "Audit events from this region are waiting in its dead-letter queue: they never reached the home region.",
+           [Ref(topic)], Namespace="AWS/SQS", MetricName="ApproximateNumberOfMessagesVisible",
+           Dimensions=[cloudwatch.MetricDimension(Name="QueueName", Value=GetAtt(queue, "QueueName"))],
+           **{**common, "Statistic": "Maximum"})
 
 
 def audit_event_rules(template: Template, *, environment: str, watched: Sequence[WatchedEvent],

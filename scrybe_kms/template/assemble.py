@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from functools import partial
 
-from troposphere import Ref, Sub, Template
+from troposphere import Sub, Template
 
 from scrybe_kms.config import EnvironmentConfig, naming
-from scrybe_kms.template import alarms, bucket, key, key_users, monitoring, outputs, trail
+from scrybe_kms.template import bucket, key, key_statements, key_users, outputs, replication, trail
 from scrybe_kms.template.context import template_context
 from scrybe_kms.template.key_statements import EmergencyMfa
 
@@ -26,11 +26,13 @@ class TemplateTooLarge(ValueError):
     """The rendered template would not deploy the way the README says."""
 
 
-def rules(template: Template, cfg: EnvironmentConfig) -> None:
-    """Template rules: a template built for one account and region deploys nowhere else."""
+def rules(template: Template, cfg: EnvironmentConfig, region: str | None = None) -> None:
+    """Template rules: a template built for one account and region (``cfg.aws_region`` unless
+    ``region`` names a DR region) deploys nowhere else."""
+    region = region or cfg.aws_region
     template.add_rule("DeployOnlyToConfiguredRegion", {"Assertions": [{
-        "Assert": {"Fn::Equals": [{"Ref": "AWS::Region"}, cfg.aws_region]},
-        "AssertDescription": f"This template was built for region {cfg.aws_region} "
+        "Assert": {"Fn::Equals": [{"Ref": "AWS::Region"}, region]},
+        "AssertDescription": f"This template was built for region {region} "
                              f"({cfg.environment}); deploy it there, or rebuild it for another region.",
     }]})
     template.add_rule("DeployOnlyToConfiguredAccount", {"Assertions": [{
@@ -46,7 +48,8 @@ def build_template(cfg: EnvironmentConfig) -> Template:
     t.set_metadata(template_context(
         arch="PHI KMS key -> used by the app role and named service consumers; CloudTrail (all regions, all "
              "management events) -> S3 audit bucket (SSE-KMS with the PHI key, retention lifecycle, "
-             "access-logged) and -> CloudWatch Logs (audit key); the alarm stack <env>.alarms.json watches both",
+             "access-logged) and -> CloudWatch Logs (audit key); <env>.filters.json counts what it logs and "
+             "<env>.alarms.json reports it",
         must=[
             f"deploy only to region {cfg.aws_region} and account {cfg.account_id} (template Rules)",
             "nothing on the alarm path is encrypted with, or depends on, the PHI key",
@@ -62,12 +65,15 @@ def build_template(cfg: EnvironmentConfig) -> Template:
                       emergency_role_arn=cfg.emergency_access_role_arn, emergency_mfa=emergency_mfa,
                       deletion_window_days=cfg.deletion_window_days)
     phi = new_key(
-        "PhiKey", purpose="phi-encryption",
+        "PhiKey", purpose="phi-encryption", multi_region=cfg.multi_region,
         description=f"Scrybe PHI master key ({env})",
         why="Customer-managed key for all PHI Scrybe stores; the application role may only use it, "
             "admins may only manage it, the emergency role needs MFA.",
     )
     key_users.add_key_users(phi, cfg)
+    if cfg.multi_region:
+        phi.add_statement(key_statements.allow_replication_to_regions(
+            "KeyAdministratorsReplicateOnlyToDrRegions", cfg.admin_role_arns, cfg.disaster_recovery_regions))
     key.key_aliases(t, phi, cfg.aliases, title_prefix="PhiKeyAlias")
 
     audit = new_key(
@@ -89,16 +95,12 @@ def build_template(cfg: EnvironmentConfig) -> Template:
         object_lock=cfg.audit_log_object_lock)
     if cfg.audit_log_reader_role_arns:
         logs_bucket.allow_readers("AuditorsReadAuditLogs", cfg.audit_log_reader_role_arns)
+    if cfg.multi_region:
+        replication.add_replication(t, cfg, phi, logs_bucket)
 
     log_group = trail.trail_log_group(t, environment=env, key=audit,
                                       retention_days=cfg.audit_log_retention_days)
     audit_trail = trail.audit_trail(t, environment=env, key=phi, bucket=logs_bucket, log_group=log_group)
-
-    # The filters on what this stack owns live beside it; the alarms on their metrics, and the
-    # other filters, are in the alarm stack (decision D21).
-    alarms.metric_filters(t, environment=env, log_group=Ref(log_group), watched=monitoring.watched_events(cfg),
-                          literal=monitoring.literal_filters(), keys={"PhiKeyArn": phi.arn, "AuditKeyArn": audit.arn},
-                          key_stack=True)
 
     outputs.add_outputs(t, environment=env, key=phi, audit_key=audit, alias=cfg.primary_alias,
                         trail=audit_trail, bucket=logs_bucket.resource)

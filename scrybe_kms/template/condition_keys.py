@@ -17,7 +17,9 @@ __all__ = [
     "LOGS_CONTEXT",
     "MFA_PRESENT",
     "PRINCIPAL_ARN",
+    "REPLICA_REGION",
     "S3_ACL",
+    "S3_CONTEXT",
     "SECURE_TRANSPORT",
     "SOURCE_ACCOUNT",
     "SOURCE_ARN",
@@ -36,5 +38,9 @@ GRANT_IS_FOR_AWS_RESOURCE = "kms:GrantIsForAWSResource"
 BYPASS_LOCKOUT_SAFETY_CHECK = "kms:BypassPolicyLockoutSafetyCheck"
 CLOUDTRAIL_CONTEXT = "kms:EncryptionContext:aws:cloudtrail:arn"
 LOGS_CONTEXT = "kms:EncryptionContext:aws:logs:arn"
+#: S3's encryption context: the object's ARN (the bucket's with an S3 Bucket Key).
+S3_CONTEXT = "kms:EncryptionContext:aws:s3:arn"
+#: The region ``kms:ReplicateKey`` would create a replica in.
+REPLICA_REGION = "kms:ReplicaRegion"
 
 S3_ACL = "s3:x-amz-acl"

@@ -10,10 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from awacs.aws import PolicyDocument, Statement
 from troposphere import GetAtt, Ref, Template, kms
+from troposphere.validators.kms import policytypes
 
 from scrybe_kms.config import ConfigError, Environment, validators
 from scrybe_kms.template import guards, key_statements, policies
@@ -21,14 +22,21 @@ from scrybe_kms.template.context import context
 from scrybe_kms.template.key_statements import EmergencyMfa
 from scrybe_kms.template.tags import standard_tags
 
-__all__ = ["KeyHandle", "key_aliases", "managed_key"]
+__all__ = ["KeyHandle", "ReplicaKey", "key_aliases", "managed_key", "replica_key"]
+
+
+class ReplicaKey(kms.ReplicaKey):  # type: ignore[misc]  # troposphere is untyped
+    """``AWS::KMS::ReplicaKey`` whose ``KeyPolicy`` takes an awacs document like ``AWS::KMS::Key``'s
+    (troposphere types it ``dict``), so builders can extend a replica's policy the same way."""
+
+    props: ClassVar[dict[str, Any]] = {**kms.ReplicaKey.props, "KeyPolicy": (policytypes, True)}
 
 
 @dataclass(frozen=True)
 class KeyHandle:
     """What other builders need from a key: its ARN, its id and a way to extend its policy."""
 
-    resource: kms.Key
+    resource: kms.Key | kms.ReplicaKey
     policy: PolicyDocument
 
     @property
@@ -53,6 +61,7 @@ def managed_key(
     emergency_role_arn: str | None = None,
     emergency_mfa: EmergencyMfa = "session",
     deletion_window_days: int = 30,
+    multi_region: bool = False,
     purpose: str,
     why: str,
 ) -> KeyHandle:
@@ -64,19 +73,11 @@ def managed_key(
     PHI" would then depend on every IAM policy in the account. KMS's lockout check is met because
     the deploying admin role keeps ``kms:PutKeyPolicy``.
     """
-    title, environment, admin_role_arns, emergency_role_arn, deletion_window_days = guards.checked(
-        f"managed_key({title!r})",
-        (guards.title, "title", title),
-        (guards.ENVIRONMENT, "environment", environment),
-        (guards.ROLES, "admin_role_arns", admin_role_arns),
-        (guards.optional(guards.ROLE), "emergency_role_arn", emergency_role_arn),
-        (guards.DELETION_WINDOW, "deletion_window_days", deletion_window_days),
-    )
-    statements = [key_statements.allow_key_administration("KeyAdministratorsManageButNeverUse", admin_role_arns),
-                  key_statements.deny_lockout_bypass()]
-    if emergency_role_arn:
-        statements.append(key_statements.allow_emergency_access(emergency_role_arn, emergency_mfa))
-    policy = policies.policy_document(statements, policy_id=f"{title}Policy")
+    title, environment, admin_role_arns, emergency_role_arn, deletion_window_days = _checked(
+        "managed_key", title, environment, admin_role_arns, emergency_role_arn, deletion_window_days)
+    if not isinstance(multi_region, bool):
+        raise ConfigError([f"'multi_region' must be true or false (got {multi_region!r})"], f"managed_key({title!r})")
+    policy = _base_policy(title, admin_role_arns, emergency_role_arn, emergency_mfa)
     key = template.add_resource(
         kms.Key(
             title,
@@ -85,7 +86,7 @@ def managed_key(
             EnableKeyRotation=True,
             KeySpec="SYMMETRIC_DEFAULT",
             KeyUsage="ENCRYPT_DECRYPT",
-            MultiRegion=False,
+            MultiRegion=multi_region,
             PendingWindowInDays=deletion_window_days,
             KeyPolicy=policy,
             Tags=standard_tags(environment, Purpose=purpose),
@@ -98,6 +99,69 @@ def managed_key(
             UpdateReplacePolicy="Retain",
         )
     )
+    return KeyHandle(key, policy)
+
+
+def _checked(fn: str, title: str, environment: Any, admin_role_arns: Any, emergency_role_arn: Any,
+             deletion_window_days: Any) -> Any:
+    return guards.checked(
+        f"{fn}({title!r})",
+        (guards.title, "title", title),
+        (guards.ENVIRONMENT, "environment", environment),
+        (guards.ROLES, "admin_role_arns", admin_role_arns),
+        (guards.optional(guards.ROLE), "emergency_role_arn", emergency_role_arn),
+        (guards.DELETION_WINDOW, "deletion_window_days", deletion_window_days),
+    )
+
+
+def _base_policy(title: str, admin_role_arns: Sequence[str], emergency_role_arn: str | None,
+                 emergency_mfa: EmergencyMfa) -> PolicyDocument:
+    """Administrators (management, never use), the lockout-bypass deny, and break-glass: the
+    statements every key here starts with, primary or replica."""
+    statements = [key_statements.allow_key_administration("KeyAdministratorsManageButNeverUse", admin_role_arns),
+                  key_statements.deny_lockout_bypass()]
+    if emergency_role_arn:
+        statements.append(key_statements.allow_emergency_access(emergency_role_arn, emergency_mfa))
+    return policies.policy_document(statements, policy_id=f"{title}Policy")
+
+
+def replica_key(
+    template: Template,
+    title: str,
+    *,
+    environment: Environment,
+    primary_key_arn: Any,
+    description: str,
+    admin_role_arns: Sequence[str],
+    emergency_role_arn: str | None = None,
+    emergency_mfa: EmergencyMfa = "session",
+    deletion_window_days: int = 30,
+    purpose: str,
+    why: str,
+) -> KeyHandle:
+    """A replica of a multi-Region primary key in this stack's region: the same key material and
+    key ID, so whatever the primary encrypted, the replica decrypts (decision D47). Its policy is
+    its own and starts like the primary's; rotation follows the primary's. Retained on delete and
+    replace."""
+    title, environment, admin_role_arns, emergency_role_arn, deletion_window_days = _checked(
+        "replica_key", title, environment, admin_role_arns, emergency_role_arn, deletion_window_days)
+    policy = _base_policy(title, admin_role_arns, emergency_role_arn, emergency_mfa)
+    key = template.add_resource(ReplicaKey(
+        title,
+        PrimaryKeyArn=primary_key_arn,
+        Description=description,
+        Enabled=True,
+        PendingWindowInDays=deletion_window_days,
+        KeyPolicy=policy,
+        Tags=standard_tags(environment, Purpose=purpose),
+        Metadata=context(why, mutable="review-required", must=[
+            "never replaced or deleted by a stack operation: it is the only key in this region that decrypts "
+            "the PHI and audit-log copies here",
+            "no account-root or wildcard principal; admins never get a cryptographic action",
+        ]),
+        DeletionPolicy="Retain",
+        UpdateReplacePolicy="Retain",
+    ))
     return KeyHandle(key, policy)
 
 

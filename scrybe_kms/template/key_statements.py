@@ -48,6 +48,7 @@ __all__ = [
     "allow_key_administration",
     "allow_key_use",
     "allow_log_readers",
+    "allow_replication_to_regions",
     "deny_lockout_bypass",
 ]
 
@@ -212,6 +213,16 @@ def allow_backup(sid: str, role_arn: str, *, via_services: Sequence[Any], accoun
         statement(Allow, f"{sid}Grants", role, AWS_RESOURCE_GRANT_ACTIONS, ["*"],
                   conditions(Bool(keys.GRANT_IS_FOR_AWS_RESOURCE, "true"), *_via(via_services, account))),
     ]
+
+
+def allow_replication_to_regions(sid: str, role_arns: Sequence[str], regions: Sequence[str]) -> Statement:
+    """Administrators (the deployer) may replicate a multi-Region key only into the configured DR
+    regions (``kms:ReplicaRegion``, the KMS guide's example). Whoever calls ReplicateKey writes the
+    replica's key policy, so a replica elsewhere would be a copy of the key under any policy (D47)."""
+    if isinstance(regions, (str, bytes)) or not isinstance(regions, (list, tuple)) or not regions:
+        raise ConfigError([f"'regions' must be a non-empty list of AWS regions (got {regions!r})"], sid)
+    return statement(Allow, sid, _roles("admin_role_arns", role_arns), [kms.ReplicateKey], ["*"],
+                     conditions(StringEquals(keys.REPLICA_REGION, list(regions))))
 
 
 def deny_lockout_bypass(sid: str = "DenyPolicyLockoutSafetyCheckBypass") -> Statement:

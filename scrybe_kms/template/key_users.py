@@ -45,9 +45,10 @@ def _sid_name(role_arn: str) -> str:
     return "".join(w[:1].upper() + w[1:] for w in re.split(r"[^A-Za-z0-9]+", name) if w)
 
 
-def add_key_users(phi: KeyHandle, cfg: EnvironmentConfig) -> None:
+def add_key_users(phi: KeyHandle, cfg: EnvironmentConfig, *, log_readers: bool = True) -> None:
     """The application's crypto use (optionally only through named services), every role that uses
-    the key through AWS services, log readers and AWS Backup."""
+    the key through AWS services, log readers (``log_readers``: CloudTrail's files, home region only)
+    and AWS Backup."""
     app_via = via_endpoints(list(cfg.application_role_only_via_services))
     phi.add_statement(key_statements.allow_key_use(
         "ApplicationUsesKeyOnlyThroughServices" if app_via else "ApplicationUsesKeyForCryptoOnly",
@@ -62,7 +63,7 @@ def add_key_users(phi: KeyHandle, cfg: EnvironmentConfig) -> None:
             phi.add_statement(key_statements.allow_aws_resource_grants(
                 f"{name}GrantsOnlyForAwsResources", [user.role_arn],
                 via_services=via_endpoints(granting), account=ACCOUNT))
-    if cfg.audit_log_reader_role_arns:
+    if log_readers and cfg.audit_log_reader_role_arns:
         phi.add_statement(key_statements.allow_log_readers(
             "AuditorsDecryptCloudTrailLogsOnlyThroughS3", cfg.audit_log_reader_role_arns,
             s3_endpoint=via_endpoints(["s3"])[0], account=ACCOUNT))

@@ -19,6 +19,7 @@ from scrybe_kms.template.trail import TrailHandle
 __all__ = [
     "OUTPUTS",
     "add_outputs",
+    "add_replica_outputs",
     "audit_logs_bucket",
     "cloudtrail_arn",
     "import_output",
@@ -37,27 +38,45 @@ OUTPUTS = {
     "EnvironmentConfig": "environment_config",
     # Not in the original: the alarm stack imports it to watch the audit-path key.
     "AuditKeyArn": "audit_key_arn",
+    # The alarm stack's topics, which the filter stack's alarms notify.
+    "AlarmTopicArn": "alarm_topic_arn",
+    "WatchdogTopicArn": "watchdog_topic_arn",
 }
+
+
+def _key_values(key: KeyHandle, alias: str, bucket: Any, what: str) -> dict[str, tuple[Any, str]]:
+    env_config = Sub(
+        # No AWS_KMS_KEY_ALIAS: an alias can be retargeted by an admin; the key ARN cannot (D12).
+        "AWS_KMS_KEY_ID=${KeyId}\nAWS_KMS_KEY_ARN=${KeyArn}\nAWS_KMS_REGION=${AWS::Region}\n",
+        KeyId=key.key_id, KeyArn=key.arn,
+    )
+    return {
+        "KmsKeyId": (key.key_id, f"KMS key ID of the {what}"),
+        "KmsKeyArn": (key.arn, f"KMS key ARN of the {what}"),
+        "KmsKeyAlias": (alias, f"Primary alias of the {what}"),
+        "AuditLogsBucket": (Ref(bucket), "S3 bucket holding the audit logs"),
+        "EnvironmentConfig": (env_config, "Lines for the application's .env file"),
+    }
 
 
 def add_outputs(template: Template, *, environment: Environment, key: KeyHandle, audit_key: KeyHandle, alias: str,
                 trail: TrailHandle, bucket: Any) -> None:
     """Add the outputs (the original six and the audit key ARN), each exported as
     ``scrybe-kms-<env>-<Output>``."""
-    env_config = Sub(
-        # No AWS_KMS_KEY_ALIAS: an alias can be retargeted by an admin; the key ARN cannot (D12).
-        "AWS_KMS_KEY_ID=${KeyId}\nAWS_KMS_KEY_ARN=${KeyArn}\nAWS_KMS_REGION=${AWS::Region}\n",
-        KeyId=key.key_id, KeyArn=key.arn,
-    )
-    values: dict[str, tuple[Any, str]] = {
-        "KmsKeyId": (key.key_id, "KMS key ID of the PHI master key"),
-        "KmsKeyArn": (key.arn, "KMS key ARN of the PHI master key"),
-        "KmsKeyAlias": (alias, "Primary alias of the PHI master key"),
-        "CloudTrailArn": (trail.arn, "CloudTrail trail auditing the key"),
-        "AuditLogsBucket": (Ref(bucket), "S3 bucket holding the audit logs"),
-        "EnvironmentConfig": (env_config, "Lines for the application's .env file"),
-        "AuditKeyArn": (audit_key.arn, "KMS key ARN of the audit-path key"),
-    }
+    values = _key_values(key, alias, bucket, "PHI master key")
+    values["CloudTrailArn"] = (trail.arn, "CloudTrail trail auditing the key")
+    values["AuditKeyArn"] = (audit_key.arn, "KMS key ARN of the audit-path key")
+    _export(template, environment, values)
+
+
+def add_replica_outputs(template: Template, *, environment: Environment, key: KeyHandle, alias: str,
+                        bucket: Any) -> None:
+    """A DR region's outputs, exported under the same names as the home region's: exports are
+    regional, so a consumer stack in the DR region imports the replica with the same helpers."""
+    _export(template, environment, _key_values(key, alias, bucket, "PHI master key's replica in this region"))
+
+
+def _export(template: Template, environment: Environment, values: dict[str, tuple[Any, str]]) -> None:
     for title, (value, description) in values.items():
         template.add_output(Output(
             title, Description=f"{description} ({OUTPUTS[title]})", Value=value,
