@@ -235,16 +235,18 @@ class Emulator:
         return account, env, where / "stacks", template
 
     def settled_at(self, account: str) -> float:
-        """When the filter stack's newest settled (not in-progress) event happened, by its timestamp:
-        it is deployed last, so its final event ends a deploy of all three."""
+        """When the newest settled (not in-progress) event of the three stacks happened, by its
+        timestamp: the last one ends the deploy (an update may change the alarm stack only)."""
         import boto3
 
         cf = boto3.Session(aws_access_key_id=account, aws_secret_access_key="test",
                            region_name=self.region).client("cloudformation", endpoint_url=self.endpoint)
-        for event in cf.describe_stack_events(StackName=FILTER_STACK)["StackEvents"]:
-            if event["LogicalResourceId"] == FILTER_STACK and not event["ResourceStatus"].endswith("_IN_PROGRESS"):
-                return float(event["Timestamp"].timestamp())
-        raise SystemExit(f"benchmark: {FILTER_STACK} in account {account} has no settled event")
+        settled = [float(event["Timestamp"].timestamp()) for stack in (STACK, ALARM_STACK, FILTER_STACK)
+                   for event in cf.describe_stack_events(StackName=stack)["StackEvents"]
+                   if event["LogicalResourceId"] == stack and not event["ResourceStatus"].endswith("_IN_PROGRESS")]
+        if not settled:
+            raise SystemExit(f"benchmark: no stack in account {account} has a settled event")
+        return max(settled)
 
 
 def timed_deploy(emulator: Emulator, account: str, argv: Sequence[str], env: dict[str, str]) -> Run:

@@ -312,3 +312,19 @@ def test_removing_one_of_two_dr_regions_keeps_the_key_and_touches_no_replica() -
     new = json.loads(render(config(disaster_recovery_regions=["us-east-1"])))
     assert local_problems(old, new, "us-west-2") == {}
     assert not [r for r in old["Resources"].values() if r["Type"] == "AWS::KMS::ReplicaKey"]
+
+
+def test_a_shorter_object_lock_retention_is_refused() -> None:
+    """Versions already written stay locked for the old period: a shorter default retention would
+    leave the configuration promising what the bucket cannot do (issue 12)."""
+    from scrybe_kms.template import render
+    from tests.helpers import config
+
+    old = json.loads(render(config(audit_log_retention_days=3653)))
+    new = json.loads(render(config(audit_log_retention_days=2557)))
+    problems = local_problems(old, new, "us-west-2")
+    assert set(problems) == {"AuditLogBucket"}
+    assert "default retention would drop from 3653 to 2557 days" in problems["AuditLogBucket"]
+    assert "Keep audit_log_retention_days at 3653 or more" in problems["AuditLogBucket"]
+    # Longer is fine: new versions are simply locked longer.
+    assert local_problems(new, old, "us-west-2") == {}

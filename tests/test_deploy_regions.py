@@ -102,6 +102,13 @@ def test_plan_of_a_new_environment_defers_the_dr_stack(account: Account) -> None
         account.out.getvalue()
 
 
+def test_stack_home_leaves_the_dr_regions_alone(account: Account) -> None:
+    """While a DR region is unavailable the home region still deploys, replication as it was."""
+    assert deploy(account, stack="home") == 0
+    assert [(name, region) for name, region, _ in account.deployed] == [
+        (KEY, "us-west-2"), (ALARMS, "us-west-2"), (FILTERS, "us-west-2")]
+
+
 def test_stack_replicas_deploys_only_the_dr_stacks(account: Account) -> None:
     account.stacks[("us-west-2", KEY)] = {"KmsKeyArn": PRIMARY}
     assert deploy(account, stack="replicas") == 0
@@ -130,3 +137,22 @@ def test_stack_replicas_needs_dr_regions() -> None:
     with pytest.raises(DeployError, match="--stack replicas: the production configuration names no "
                                           "disaster_recovery_regions"):
         run.deploy(DeployOptions("production", stacks_dir=SINGLE_REGION_STACKS, stack="replicas"), io.StringIO())
+
+
+def test_stack_home_keeps_replication_as_deployed_without_calling_the_dr_region(account: Account) -> None:
+    deploy(account)
+    account.deployed.clear()
+    account.opened.clear()
+    original = account.read
+
+    def with_parameters(cf: str, name: str, *rest: Any) -> Stack:
+        found = original(cf, name, *rest)
+        if name == KEY:
+            return Stack(name, found.status, {**found.description, "Parameters": [
+                {"ParameterKey": "ReplicateAuditLogsToUsEast1", "ParameterValue": "Enabled"}]})
+        return found
+
+    run.read_stack = with_parameters  # type: ignore[assignment]  # undone by the fixture's monkeypatch
+    assert deploy(account, stack="home") == 0
+    assert account.deployed[0] == (KEY, "us-west-2", {"ReplicateAuditLogsToUsEast1": "Enabled"})
+    assert account.opened == ["us-west-2"]

@@ -227,7 +227,7 @@ def test_replication_rules(home: dict[str, Any]) -> None:
     assert condition == "ReplicatingAuditLogsToUsEast1" and otherwise == {"Ref": "AWS::NoValue"}
     assert home["Conditions"][condition] == {"Fn::Equals": [{"Ref": "ReplicateAuditLogsToUsEast1"}, "Enabled"]}
     assert home["Parameters"]["ReplicateAuditLogsToUsEast1"]["Default"] == "Disabled"
-    assert replication["Role"] == {"Fn::GetAtt": ["AuditLogReplicationRole", "Arn"]}
+    assert replication["Role"] == REPLICATION_ROLE  # by name: the bucket can be adopted without the role
     [rule] = replication["Rules"]
     assert rule["Status"] == "Enabled" and rule["Filter"] == {"Prefix": ""}
     # Delete markers stay home: one added here must not hide the DR copy (D48).
@@ -288,12 +288,22 @@ def test_replication_role_is_least_privilege(home: dict[str, Any]) -> None:
                           "DecryptSourceOnlyThroughS3", "EncryptCopiesInUsEast1"}
 
 
-def test_the_key_policy_waits_for_the_role_it_names(home: dict[str, Any]) -> None:
-    """PutKeyPolicy rejects a principal that does not exist yet."""
-    assert "AuditLogReplicationRole" in resource(home, "PhiKey")["DependsOn"]
-    decrypt = statements(resource(home, "PhiKey")["Properties"]["KeyPolicy"])[
-        "ReplicationRoleDecryptsAuditLogsOnlyThroughS3"]
-    assert decrypt["Principal"] == {"AWS": REPLICATION_ROLE}
+def test_both_keys_name_the_replication_role_by_its_arn(home: dict[str, Any], replica: dict[str, Any]) -> None:
+    """By ``aws:PrincipalArn``, not as the principal: a key policy stores a named principal as its
+    unique ID, and the replicas' policies, in other regions, are not re-applied when the role is
+    recreated (a retired key stack adopted again); it also deploys before the role exists (D48)."""
+    for template, title, sid, action, bucket in (
+            (home, "PhiKey", "ReplicationRoleDecryptsAuditLogsOnlyThroughS3", "kms:Decrypt",
+             "scrybe-phi-audit-logs-${AWS::AccountId}-production"),
+            (replica, "PhiKeyReplica", "ReplicationRoleEncryptsAuditLogCopiesOnlyThroughS3", "kms:Encrypt", COPIES)):
+        statement = statements(resource(template, title)["Properties"]["KeyPolicy"])[sid]
+        assert statement["Principal"] == {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
+        assert statement["Action"] == [action]
+        assert statement["Condition"] == {
+            "ArnEquals": {"aws:PrincipalArn": REPLICATION_ROLE},
+            "StringEquals": {"kms:ViaService": {"Fn::Sub": "s3.${AWS::Region}.amazonaws.com"},
+                             "kms:CallerAccount": {"Ref": "AWS::AccountId"}},
+            "StringLike": {"kms:EncryptionContext:aws:s3:arn": {"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::{bucket}/*"}}}
 
 
 def test_dr_buckets_match_the_home_buckets(home: dict[str, Any], replica: dict[str, Any]) -> None:

@@ -96,10 +96,11 @@ PRODUCTION_PHI_POLICY: list[dict[str, Any]] = [
          "access-analyzer.amazonaws.com/AWSServiceRoleForAccessAnalyzer")},
                    "StringEquals": {"kms:CallerAccount": ACCOUNT}}},
     # S3's replication of SSE-KMS objects (the S3 guide's statement): through S3 here, audit bucket only (D48).
-    {"Sid": "ReplicationRoleDecryptsAuditLogsOnlyThroughS3", "Effect": "Allow",
-     "Principal": {"AWS": "arn:aws:iam::123456789012:role/scrybe-phi-audit-replication-production"},
+    {"Sid": "ReplicationRoleDecryptsAuditLogsOnlyThroughS3", "Effect": "Allow", "Principal": {"AWS": ROOT},
      "Action": ["kms:Decrypt"], "Resource": ["*"],
-     "Condition": {"StringEquals": {"kms:CallerAccount": ACCOUNT,
+     "Condition": {"ArnEquals": {"aws:PrincipalArn":
+                                 "arn:aws:iam::123456789012:role/scrybe-phi-audit-replication-production"},
+                   "StringEquals": {"kms:CallerAccount": ACCOUNT,
                                     "kms:ViaService": {"Fn::Sub": "s3.${AWS::Region}.amazonaws.com"}},
                    "StringLike": {"kms:EncryptionContext:aws:s3:arn": {
                        "Fn::Sub": "arn:${AWS::Partition}:s3:::scrybe-phi-audit-logs-${AWS::AccountId}-production/*"}}}},
@@ -167,7 +168,11 @@ def test_admins_get_no_crypto_and_no_way_to_grant_it() -> None:
 
 #: The only statements naming the account, and the condition keys that narrow each to one role.
 ACCOUNT_PRINCIPAL = {"AwsConfigReadsKeyMetadata": {"aws:PrincipalArn", "kms:CallerAccount"},
-                     "AccessAnalyzerReadsKeyMetadata": {"aws:PrincipalArn", "kms:CallerAccount"}}
+                     "AccessAnalyzerReadsKeyMetadata": {"aws:PrincipalArn", "kms:CallerAccount"},
+                     # Decrypt only through S3 and only the audit bucket's objects (D48).
+                     "ReplicationRoleDecryptsAuditLogsOnlyThroughS3": {
+                         "aws:PrincipalArn", "kms:CallerAccount", "kms:ViaService",
+                         "kms:EncryptionContext:aws:s3:arn"}}
 
 
 def test_no_account_root_or_anonymous_allow(template: dict[str, Any]) -> None:
@@ -184,7 +189,9 @@ def test_no_account_root_or_anonymous_allow(template: dict[str, Any]) -> None:
             if arns == [ROOT]:
                 keys = {k for block in statement["Condition"].values() for k in block}
                 assert keys == ACCOUNT_PRINCIPAL[statement["Sid"]], statement["Sid"]
-                assert not set(statement["Action"]) & {"kms:Decrypt", "kms:Encrypt", "kms:CreateGrant", "kms:*"}
+                allowed = {"kms:Decrypt"} if statement["Sid"].startswith("ReplicationRole") else set()
+                assert not set(statement["Action"]) - allowed & {"kms:Decrypt", "kms:Encrypt", "kms:CreateGrant",
+                                                                 "kms:*"}
                 continue
             for arn in arns:
                 assert isinstance(arn, str) and ":role/" in arn and not arn.endswith(":root"), arn

@@ -22,7 +22,7 @@ __all__ = ["main", "run_stack"]
 
 PROG = "scrybe-kms"
 #: ``scrybe_kms.deploy.options.STACK_CHOICES``, written out: importing the deploy package pulls in boto3.
-STACK_CHOICES = ("all", "keys", "alarms", "filters", "replicas")
+STACK_CHOICES = ("all", "home", "keys", "alarms", "filters", "replicas")
 #: ``scrybe_kms.deploy.options.DEFAULT_TIMEOUT``, written out for the same reason.
 DEFAULT_TIMEOUT = 10.0
 #: The exit status of a command stopped by Ctrl-C, as a shell reports it (128 + SIGINT).
@@ -104,7 +104,8 @@ def _parser() -> argparse.ArgumentParser:
                                       "create a change set, show the plan, refuse unsafe changes, execute")
     aws_options(d)
     d.add_argument("--stack", choices=STACK_CHOICES, default="all",
-                   help="deploy every stack in order (all, the default), or only one kind")
+                   help="deploy every stack in order (all, the default), the home region's three (home), "
+                        "or only one kind")
     d.add_argument("--template-file", type=Path,
                    help="the key stack's template, e.g. out/<env>.json (default: build it)")
     d.add_argument("--filters-template-file", type=Path,

@@ -9,7 +9,8 @@ the metric filters, the outputs), creating no new key.
 
 An import change set may hold nothing but the resources it imports, each with a
 ``DeletionPolicy``, identified by its type's primary identifier; the import template therefore has
-no outputs, rules or other resources (they come with the update).
+no outputs, rules or other resources (they come with the update), only the parameters and conditions
+the imported resources use (with their defaults: replication stays off until the update).
 """
 
 from __future__ import annotations
@@ -149,8 +150,10 @@ def _adoption(template: Mapping[str, Any], chosen: Mapping[str, dict[str, Any]])
                 resource.pop("DependsOn")
         resources[title] = resource
     body: dict[str, Any] = {"Resources": resources}
-    if "Description" in template:
-        body["Description"] = template["Description"]
+    # A retained bucket's replication rules are switched by parameters and conditions (D49).
+    for section in ("Description", "Parameters", "Conditions"):
+        if section in template:
+            body[section] = template[section]
     found = [f"{item['LogicalResourceId']} ({item['ResourceType']}): "
              f"{next(iter(item['ResourceIdentifier'].values()))}" for item in chosen.values()]
     return Adoption(body, [chosen[t] for t in sorted(chosen)], sorted(found))

@@ -13,9 +13,9 @@ __all__ = ["DEFAULT_TIMEOUT", "STACK_CHOICES", "DeployOptions", "Say", "StackCho
 Say = Callable[[str], None]
 
 #: Which of an environment's stacks ``deploy`` works on: all (key, alarm, filter, then the DR regions'),
-#: or one kind.
-StackChoice = Literal["all", "keys", "alarms", "filters", "replicas"]
-STACK_CHOICES: tuple[StackChoice, ...] = ("all", "keys", "alarms", "filters", "replicas")
+#: the home region's three (``home``, e.g. while a DR region is unavailable), or one kind.
+StackChoice = Literal["all", "home", "keys", "alarms", "filters", "replicas"]
+STACK_CHOICES: tuple[StackChoice, ...] = ("all", "home", "keys", "alarms", "filters", "replicas")
 
 #: Seconds to wait for a connection, and then for an answer, before a try counts as failed
 #: (botocore's own default is 60 s each, times its retries: minutes for a dead endpoint; D43).

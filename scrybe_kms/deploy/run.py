@@ -61,12 +61,15 @@ def deploy(opts: DeployOptions, out: TextIO = sys.stdout, session_factory: Sessi
         check_env_target(opts.env_file)
     journal = Journal(not_started=[t.name for t in targets])
     aws: AwsSession | None = None
+    regions: Regions | None = None
     try:
         aws = session_factory(opts, cfg)
         _check_rules([t for t in targets if t.region is None], aws)
-        _deploy_all(Regions(aws, opts, cfg, session_factory), cfg, opts, targets, say, journal)
+        regions = Regions(aws, opts, cfg, session_factory)
+        _deploy_all(regions, cfg, opts, targets, say, journal)
     except KeyboardInterrupt:
-        raise interrupted(aws, journal, cfg) from None
+        # The stack being deployed may be a DR region's: its change set and state are read there.
+        raise interrupted(regions.current if regions and regions.current else aws, journal, cfg) from None
     except LostTrack as exc:
         raise LostTrack(f"{exc}\n{resume(journal, cfg)}") from None
     return 0
@@ -81,6 +84,8 @@ class Regions:
     cfg: EnvironmentConfig
     factory: SessionFactory
     opened: dict[str, AwsSession] = dataclasses.field(default_factory=dict)
+    #: The session of the stack being deployed, when it is a DR region's.
+    current: AwsSession | None = None
 
     def session(self, region: str | None) -> AwsSession:
         if region is None:
@@ -114,7 +119,9 @@ def _deploy_all(regions: Regions, cfg: EnvironmentConfig, opts: DeployOptions, t
                 break
             continue
         if target.key_stack and cfg.multi_region:
-            replication = replication_parameters(cfg, regions.ready())
+            # --stack home touches no DR region (it may be the one that is down): replication stays as deployed.
+            ready = _replicating(aws, key, cfg) if opts.stack == "home" else regions.ready()
+            replication = replication_parameters(cfg, ready)
             target = dataclasses.replace(target, parameters=replication)
         missing = missing_exports(aws.cloudformation, target.template)
         if missing and set(missing) <= pending:
@@ -134,6 +141,15 @@ def _deploy_all(regions: Regions, cfg: EnvironmentConfig, opts: DeployOptions, t
         _switch_on_replication(regions, cfg, opts, targets, say, journal, replication)
 
 
+def _replicating(aws: AwsSession, key: str, cfg: EnvironmentConfig) -> set[str]:
+    """The DR regions the deployed key stack replicates to (its parameters), without calling them."""
+    deployed = {p.get("ParameterKey"): p.get("ParameterValue")
+                for p in read_stack(aws.cloudformation, key).description.get("Parameters", [])}
+    now = replication_parameters(cfg, cfg.disaster_recovery_regions)
+    return {region for region, name in zip(cfg.disaster_recovery_regions, now, strict=True)
+            if deployed.get(name) == now[name]}
+
+
 def _deploy_replica(regions: Regions, cfg: EnvironmentConfig, opts: DeployOptions, target: Target, say: Say,
                     journal: Journal, key: str) -> Verdict | str:
     """A DR region's stack, in its region, with the key stack's KmsKeyArn as PrimaryKeyArn."""
@@ -144,8 +160,11 @@ def _deploy_replica(regions: Regions, cfg: EnvironmentConfig, opts: DeployOption
         return "deferred"
     dr = regions.session(target.region)
     _check_rules([target], dr)
-    return deploy_stack(dr, cfg, opts, dataclasses.replace(target, parameters={PRIMARY_KEY_PARAMETER: primary}),
-                        say, journal)
+    regions.current = dr
+    verdict = deploy_stack(dr, cfg, opts, dataclasses.replace(target, parameters={PRIMARY_KEY_PARAMETER: primary}),
+                           say, journal)
+    regions.current = None
+    return verdict
 
 
 def _switch_on_replication(regions: Regions, cfg: EnvironmentConfig, opts: DeployOptions, targets: list[Target],
@@ -153,7 +172,7 @@ def _switch_on_replication(regions: Regions, cfg: EnvironmentConfig, opts: Deplo
     """After this run deployed a DR stack the key stack did not replicate to yet: update the key
     stack again, now replicating to it (S3 refuses a rule whose destination does not exist)."""
     key_target = next((t for t in targets if t.key_stack), None)
-    if key_target is None or deployed is None or opts.plan_only:
+    if key_target is None or deployed is None or opts.plan_only or opts.stack != "all":
         return
     now = replication_parameters(cfg, regions.ready())
     if now == deployed:
@@ -211,7 +230,9 @@ def _check_rules(targets: list[Target], aws: AwsSession) -> None:
 def _targets(opts: DeployOptions, cfg: EnvironmentConfig) -> list[Target]:
     """The stacks to deploy, in order (key, alarm, filter, then each DR region's), each with its
     template; contradictory options refused."""
-    chosen = {kind: opts.stack in ("all", kind) for kind in ("keys", "filters", "alarms", "replicas")}
+    # "home": the home region's three stacks only, e.g. while a DR region is unavailable.
+    chosen = {kind: opts.stack in ("all", kind) or (opts.stack == "home" and kind != "replicas")
+              for kind in ("keys", "filters", "alarms", "replicas")}
     for option, given, stack, kind in (("--template-file", opts.template_file, "key", "keys"),
                                        ("--env-file", opts.env_file, "key", "keys"),
                                        ("--adopt", opts.adopt or None, "key", "keys"),

@@ -213,11 +213,16 @@ def _notes(template: Mapping[str, Any], grids: Mapping[str, Mapping[str, Mapping
     if not any(audit["CloudTrail, this trail"].values()):
         notes.append("**CloudTrail, audit key: deny.** CloudTrail encrypts log files with the PHI key; the copy in "
                      "CloudWatch Logs is encrypted by CloudWatch Logs with the audit key.")
+    if any(label.startswith("replication role") for label in phi):
+        notes.append("**Replication role: Decrypt of the audit bucket's objects through S3 only.** Named by "
+                     "`aws:PrincipalArn` on the account principal, so a role recreated under its fixed name keeps "
+                     "access to the replicas in other regions; each DR region's replica lets it only Encrypt "
+                     "that region's copies (docs/decisions.md D48).")
     if not any(g["other role, same account (IAM kms:*)"][a] for g in (phi, audit) for a in ACTIONS):
         notes.append("**Other roles, even with IAM `kms:*`: deny.** Neither key policy delegates to the account "
-                     "(the account appears only narrowed by `aws:PrincipalArn` to the two compliance roles), so "
-                     "no IAM policy can grant use of these keys (https://docs.aws.amazon.com/kms/latest/"
-                     "developerguide/key-policies.html).")
+                     "(the account appears only narrowed by `aws:PrincipalArn` to the compliance roles and, with "
+                     "DR, the replication role), so no IAM policy can grant use of these keys "
+                     "(https://docs.aws.amazon.com/kms/latest/developerguide/key-policies.html).")
     return notes
 
 

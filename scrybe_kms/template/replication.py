@@ -18,8 +18,19 @@ from typing import Any
 import awacs.kms as kms_actions
 import awacs.s3 as s3_actions
 import awacs.sts as sts_actions
-from awacs.aws import Action, Allow, Condition, PolicyDocument, Principal, Statement, StringEquals, StringLike
-from troposphere import Equals, GetAtt, If, Or, Parameter, Ref, Sub, Template, iam, s3
+from awacs.aws import (
+    Action,
+    Allow,
+    ArnEquals,
+    AWSPrincipal,
+    Condition,
+    PolicyDocument,
+    Principal,
+    Statement,
+    StringEquals,
+    StringLike,
+)
+from troposphere import Equals, If, Or, Parameter, Ref, Sub, Template, iam, s3
 
 from scrybe_kms.config import EnvironmentConfig, naming
 from scrybe_kms.template import condition_keys as keys
@@ -97,16 +108,27 @@ def allow_use_through_s3(sid: str, role_arns: Sequence[Any], action: Action, buc
                               policies.conditions(_through_s3(Ref("AWS::AccountId")), _s3_context(bucket_name_sub)))
 
 
-def allow_replication_decrypt(role_arn: Any, bucket_name_sub: str) -> Statement:
+def _replication_role_uses(sid: str, role_arn: str, action: Action, bucket_name_sub: str) -> Statement:
+    """The replication role, named by ``aws:PrincipalArn`` on the account principal rather than as the
+    principal: a key policy stores a named role as its unique ID, so a role recreated with the same
+    name (a retired and adopted key stack) would lose access to the replicas in other regions, whose
+    policies nothing re-applies; and the policy deploys before the role exists (D48, as D15)."""
+    return policies.statement(
+        Allow, sid, AWSPrincipal(Sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:root")), [action], ["*"],
+        policies.conditions(ArnEquals(keys.PRINCIPAL_ARN, role_arn), _through_s3(Ref("AWS::AccountId")),
+                            _s3_context(bucket_name_sub)))
+
+
+def allow_replication_decrypt(role_arn: str, bucket_name_sub: str) -> Statement:
     """The primary key: the replication role decrypts source versions (the S3 guide's statement)."""
-    return allow_use_through_s3("ReplicationRoleDecryptsAuditLogsOnlyThroughS3", [role_arn], kms_actions.Decrypt,
-                                bucket_name_sub)
+    return _replication_role_uses("ReplicationRoleDecryptsAuditLogsOnlyThroughS3", role_arn, kms_actions.Decrypt,
+                                  bucket_name_sub)
 
 
-def allow_replica_encrypt(role_arn: Any, bucket_name_sub: str) -> Statement:
+def allow_replica_encrypt(role_arn: str, bucket_name_sub: str) -> Statement:
     """A replica key: the replication role encrypts the copies in that region's audit bucket."""
-    return allow_use_through_s3("ReplicationRoleEncryptsAuditLogCopiesOnlyThroughS3", [role_arn], kms_actions.Encrypt,
-                                bucket_name_sub)
+    return _replication_role_uses("ReplicationRoleEncryptsAuditLogCopiesOnlyThroughS3", role_arn,
+                                  kms_actions.Encrypt, bucket_name_sub)
 
 
 def _grant(sid: str, actions: Sequence[Action], resources: Sequence[Any],
@@ -190,15 +212,15 @@ def add_replication(template: Template, cfg: EnvironmentConfig, phi: KeyHandle, 
         Roles=[Ref(role)],
         PolicyDocument=_role_policy(cfg, phi),
     ))
-    # The key policy names the role, which must exist first ("invalid principals" otherwise).
-    phi.resource.DependsOn = [*getattr(phi.resource, "DependsOn", []), role.title]
     phi.add_statement(allow_replication_decrypt(replication_role_arn(cfg),
                                                 naming.audit_bucket_name_sub(cfg.environment)))
     bucket = source.resource
     # The role's policy first: S3 does not retry a version that failed to replicate.
     bucket.DependsOn = [*bucket.DependsOn, role_policy.title]
     bucket.ReplicationConfiguration = If(any_region, s3.ReplicationConfiguration(
-        Role=GetAtt(role, "Arn"),
+        # By its fixed name, not GetAtt: a retained bucket can then be adopted without the role, which
+        # the following update recreates (D40).
+        Role=replication_role_arn(cfg),
         # One region: the outer condition is that region's; more: each rule is switched on by its own.
         Rules=[_rule(cfg, regions[0], 0, phi)] if len(regions) == 1 else
               [If(condition_title(r), _rule(cfg, r, i, phi), Ref("AWS::NoValue")) for i, r in enumerate(regions)],

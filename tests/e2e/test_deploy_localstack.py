@@ -1,7 +1,10 @@
-"""Deploy, update and retire production's two stacks on LocalStack, the way the README says.
+"""Deploy, update and retire production's home stacks on LocalStack, the way the README says.
 
-The key stack (``scrybe-kms-production``) and the alarm stack (``scrybe-kms-production-alarms``,
-which imports the key stack's exports) are created once and shared: the tests run in file order.
+The key stack (``scrybe-kms-production``), the alarm stack (``scrybe-kms-production-alarms``, which
+imports the key stack's exports) and the filter stack (``scrybe-kms-production-filters``, which imports
+both) are created once and shared: the tests run in file order. Production's DR region is deployed in
+``test_disaster_recovery_localstack.py`` (LocalStack has no replica keys), so the deploy command runs
+here with ``--stack home``.
 Where LocalStack fakes or drops something (emulators.md), the test says so: a strict xfail names
 the gap, so if the emulator starts doing it for real the xfail turns into a failure and the test
 is updated instead of silently passing.
@@ -27,8 +30,11 @@ pytestmark = pytest.mark.emulator
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "out" / "production.json"
 ALARM_TEMPLATE = ROOT / "out" / "production.alarms.json"
+FILTER_TEMPLATE = ROOT / "out" / "production.filters.json"
 STACK = naming.stack_name("production")
 ALARM_STACK = naming.alarm_stack_name("production")
+FILTER_STACK = f"{STACK}-filters"
+HOME = ("--stack", "home")
 CFG = load_stack(ROOT / "stacks" / "production.py")
 PSEUDO = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT}
 LOCALSTACK_GAP = "LocalStack community 2026.3 "
@@ -41,6 +47,10 @@ def template() -> dict[str, Any]:
 
 def alarm_template() -> dict[str, Any]:
     return dict(json.loads(ALARM_TEMPLATE.read_text()))
+
+
+def filter_template() -> dict[str, Any]:
+    return dict(json.loads(FILTER_TEMPLATE.read_text()))
 
 
 def imported(node: Any, exports: dict[str, str]) -> Any:
@@ -107,10 +117,13 @@ def variant(tmp_path: Path, name: str, change: Any, source: Path = TEMPLATE) -> 
 # -- 1. the plain AWS CLI path, exactly as the README tells users ---------------------------------
 
 def test_aws_cli_deploy_as_the_readme_says(aws_env: dict[str, str], aws: Any) -> None:
-    """The key stack first, then the alarm stack that imports its exports."""
-    for path, stack in (("out/production.json", STACK), ("out/production.alarms.json", ALARM_STACK)):
-        result = run(["aws", "cloudformation", "deploy", "--template-file", path,
-                      "--stack-name", stack, "--capabilities", "CAPABILITY_IAM", "--region", REGION], aws_env, 600)
+    """The key stack first (its replication role has a fixed name), then the alarm stack that imports
+    its exports, then the filter stack that imports both."""
+    for path, stack, capability in (("out/production.json", STACK, "CAPABILITY_NAMED_IAM"),
+                                    ("out/production.alarms.json", ALARM_STACK, "CAPABILITY_IAM"),
+                                    ("out/production.filters.json", FILTER_STACK, None)):
+        result = run(["aws", "cloudformation", "deploy", "--template-file", path, "--stack-name", stack,
+                      *(["--capabilities", capability] if capability else []), "--region", REGION], aws_env, 600)
         assert result.returncode == 0, result.stderr + result.stdout
         assert f"Successfully created/updated stack - {stack}" in result.stdout
         status = aws("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"]
@@ -124,8 +137,8 @@ def test_phi_key_as_the_template_says(aws: Any) -> None:
     key_id = outputs(aws)["KmsKeyId"]
     meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]
     props = template()["Resources"]["PhiKey"]["Properties"]
-    assert (meta["KeyState"], meta["KeySpec"], meta["KeyUsage"], meta["MultiRegion"]) == (
-        "Enabled", "SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT", False)
+    # MultiRegion: LocalStack ignores it (test_disaster_recovery_localstack.py, a strict xfail).
+    assert (meta["KeyState"], meta["KeySpec"], meta["KeyUsage"]) == ("Enabled", "SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT")
     assert meta["Description"] == props["Description"]
     assert kms.get_key_rotation_status(KeyId=key_id)["KeyRotationEnabled"] is True
     deployed = json.loads(kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])
@@ -134,8 +147,9 @@ def test_phi_key_as_the_template_says(aws: Any) -> None:
         "KeyAdministratorsManageButNeverUse", "DenyPolicyLockoutSafetyCheckBypass", "EmergencyAccessOnlyWithMfa",
         "ApplicationUsesKeyForCryptoOnly", "ScrybeProductionStackDeployerUsesKeyOnlyThroughServices",
         "ScrybeProductionStackDeployerGrantsOnlyForAwsResources", "AuditorsDecryptCloudTrailLogsOnlyThroughS3",
-        "BackupRoleUsesKeyOnlyThroughBackup", "BackupRoleUsesKeyOnlyThroughBackupGrants", "AwsConfigReadsKeyMetadata",
-        "AccessAnalyzerReadsKeyMetadata", "CloudTrailEncryptLogFiles", "CloudTrailDescribeKey"]
+        "BackupRoleUsesKeyOnlyThroughBackup", "BackupRoleUsesKeyOnlyThroughBackupGrants",
+        "KeyAdministratorsReplicateOnlyToDrRegions", "AwsConfigReadsKeyMetadata", "AccessAnalyzerReadsKeyMetadata",
+        "ReplicationRoleDecryptsAuditLogsOnlyThroughS3", "CloudTrailEncryptLogFiles", "CloudTrailDescribeKey"]
 
 
 def test_audit_key_as_the_template_says(aws: Any) -> None:
@@ -208,9 +222,11 @@ def test_alarm_topics_are_unencrypted_and_reach_people(aws: Any, title: str) -> 
 
 
 def test_alarms_as_the_template_says(aws: Any) -> None:
-    """Every alarm, with its actions (the alarm or the watchdog topic), metric and threshold."""
+    """Every alarm of both monitoring stacks, with its actions (the alarm or the watchdog topic, the
+    filter stack's through the alarm stack's exports), metric and threshold."""
     expected = {r["Properties"]["AlarmName"]: alarm_resolved(aws, r["Properties"])
-                for r in alarm_template()["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"}
+                for t in (alarm_template(), filter_template())
+                for r in t["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"}
     alarms = {a["AlarmName"]: a for a in aws("cloudwatch").describe_alarms(
         AlarmNamePrefix="scrybe-phi-production-", MaxRecords=100)["MetricAlarms"]}
     assert set(alarms) == set(expected)
@@ -242,8 +258,9 @@ def test_audit_event_rules_watch_these_keys_and_dead_letter(aws: Any) -> None:
         assert targets == alarm_resolved(aws, props["Targets"])
         assert targets[0]["Arn"] == ALARM_TOPIC
         assert all(t["DeadLetterConfig"]["Arn"] == f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}" for t in targets)
-    for imported_arn in (outputs(aws)["KmsKeyArn"], outputs(aws)["AuditKeyArn"]):  # the imports resolved
-        assert f'"{imported_arn}"' in seen
+    # The imports resolved: the audit key's ARN, and the multi-Region PHI key's ID (any region, D47).
+    assert f'"{outputs(aws)["AuditKeyArn"]}"' in seen
+    assert f':key/{outputs(aws)["KmsKeyId"]}"' in seen
 
 
 def test_dead_letter_queue_keeps_undelivered_events(aws: Any) -> None:
@@ -262,8 +279,8 @@ def test_dead_letter_queue_keeps_undelivered_events(aws: Any) -> None:
                                       "empty), so it would also let the key stack be deleted under the alarm stack")
 def test_the_key_stack_knows_the_alarm_stack_imports_its_arns(aws: Any) -> None:
     cf = aws("cloudformation")
-    for name in ("KmsKeyArn", "AuditKeyArn"):
-        assert cf.list_imports(ExportName=f"{STACK}-{name}")["Imports"] == [ALARM_STACK]
+    for name in ("KmsKeyId", "AuditKeyArn"):  # production's PHI key is multi-Region: matched by its ID
+        assert sorted(cf.list_imports(ExportName=f"{STACK}-{name}")["Imports"]) == [ALARM_STACK, FILTER_STACK]
 
 
 def test_log_group_exists(aws: Any) -> None:
@@ -279,9 +296,9 @@ def test_log_group_is_encrypted_with_the_audit_key_and_kept_seven_years(aws: Any
 
 
 @pytest.mark.xfail(strict=True, reason=LOCALSTACK_GAP + "reports AWS::Logs::MetricFilter complete but creates none")
-def test_metric_filters_of_both_stacks_exist(aws: Any) -> None:
-    expected = {r["Properties"]["FilterName"] for t in (template(), alarm_template())
-                for r in t["Resources"].values() if r["Type"] == "AWS::Logs::MetricFilter"}
+def test_metric_filters_of_the_filter_stack_exist(aws: Any) -> None:
+    expected = {r["Properties"]["FilterName"] for r in filter_template()["Resources"].values()
+                if r["Type"] == "AWS::Logs::MetricFilter"}
     filters = aws("logs").describe_metric_filters(logGroupName="/scrybe/kms/production/cloudtrail")["metricFilters"]
     assert {f["filterName"] for f in filters} == expected
 
@@ -304,22 +321,27 @@ def test_outputs_and_exports(aws: Any) -> None:
     exports = {e["Name"]: e["Value"] for e in aws("cloudformation").list_exports()["Exports"]}
     for name in ("KmsKeyId", "KmsKeyArn", "KmsKeyAlias", "AuditKeyArn", "AuditLogsBucket", "EnvironmentConfig"):
         assert exports[f"scrybe-kms-production-{name}"] == out[name]
+    # The alarm stack exports its topics for the filter stack's alarms; the filter stack exports nothing.
     alarm_stack = aws("cloudformation").describe_stacks(StackName=ALARM_STACK)["Stacks"][0]
-    assert alarm_stack.get("Outputs", []) == []
+    assert {o["OutputKey"]: o["OutputValue"] for o in alarm_stack["Outputs"]} == {
+        "AlarmTopicArn": ALARM_TOPIC, "WatchdogTopicArn": ALARM_TOPIC.replace("alarms", "watchdog")}
+    assert aws("cloudformation").describe_stacks(StackName=FILTER_STACK)["Stacks"][0].get("Outputs", []) == []
 
 
 # -- 4. scrybe-kms deploy: no-op, safe change, refused change, plan, env file ---------------------
 
 def test_deploy_command_no_op_succeeds_quietly_and_sets_guards(aws_env: dict[str, str], aws: Any) -> None:
-    result = scrybe_kms("deploy", "production", env=aws_env)
+    result = scrybe_kms("deploy", "production", *HOME, env=aws_env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.index(f"no changes: {STACK} is up to date") < result.stdout.index(
-        f"no changes: {ALARM_STACK} is up to date")
+        f"no changes: {ALARM_STACK} is up to date") < result.stdout.index(f"no changes: {FILTER_STACK} is up to date")
     assert "plan:" not in result.stdout
-    for stack in (STACK, ALARM_STACK):
+    # The key stack keeps replication off: no DR stack exists in this account.
+    assert "parameters: ReplicateAuditLogsToUsEast1=Disabled" in result.stdout
+    for stack in (STACK, ALARM_STACK, FILTER_STACK):
         assert aws("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]["EnableTerminationProtection"]
     # The emulator has no SetStackPolicy; the command says so (once per stack) instead of pretending.
-    assert result.stdout.count("does not implement SetStackPolicy; the stack policy was NOT applied") == 2
+    assert result.stdout.count("does not implement SetStackPolicy; the stack policy was NOT applied") == 3
 
 
 def rename_topic(name: str) -> Any:
@@ -333,7 +355,7 @@ def test_safe_change_is_applied_and_keeps_the_key(aws_env: dict[str, str], aws: 
     LocalStack really applies (it acknowledges alarm and log group updates without applying them)."""
     key_before = outputs(aws)["KmsKeyId"]
     safe = variant(tmp_path, "safe", rename_topic("Scrybe PHI key alarms (e2e)"), ALARM_TEMPLATE)
-    result = scrybe_kms("deploy", "production", "--alarms-template-file", str(safe), env=aws_env)
+    result = scrybe_kms("deploy", "production", *HOME, "--alarms-template-file", str(safe), env=aws_env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.index(f"no changes: {STACK} is up to date") < result.stdout.index(f"update {ALARM_STACK}")
     assert "modify    AlarmTopic" in result.stdout
@@ -359,7 +381,8 @@ def test_dangerous_change_is_refused_before_anything_runs(
     cf = aws("cloudformation")
     key_before = outputs(aws)["KmsKeyId"]
     events_before = {stack: events(aws, stack) for stack in (STACK, ALARM_STACK)}
-    result = scrybe_kms("deploy", "production", "--template-file", str(variant(tmp_path, name, change)), env=aws_env)
+    result = scrybe_kms("deploy", "production", *HOME, "--template-file", str(variant(tmp_path, name, change)),
+                        env=aws_env)
     assert result.returncode == 3, result.stdout + result.stderr
     assert f"refusing to deploy {STACK}" in result.stderr and expected in result.stderr
     assert "Traceback" not in result.stderr
@@ -371,7 +394,7 @@ def test_dangerous_change_is_refused_before_anything_runs(
 
 def test_plan_only_executes_nothing(aws_env: dict[str, str], aws: Any, tmp_path: Path) -> None:
     planned = variant(tmp_path, "plan", rename_topic("planned only"), ALARM_TEMPLATE)
-    result = scrybe_kms("deploy", "production", "--plan", "--alarms-template-file", str(planned), env=aws_env)
+    result = scrybe_kms("deploy", "production", *HOME, "--plan", "--alarms-template-file", str(planned), env=aws_env)
     assert result.returncode == 0, result.stderr
     assert f"no changes: {STACK} is up to date" in result.stdout
     assert "modify    AlarmTopic" in result.stdout and "plan only: nothing was executed" in result.stdout
@@ -407,7 +430,7 @@ def test_env_config_merges_into_an_existing_env_file(aws_env: dict[str, str], aw
 def test_setup_problems_are_one_clear_line(aws_env: dict[str, str], changes: dict[str, str | None],
                                            message: str) -> None:
     env = {k: v for k, v in {**aws_env, **changes}.items() if v is not None}
-    result = scrybe_kms("deploy", "production", env=env)
+    result = scrybe_kms("deploy", "production", *HOME, env=env)
     assert result.returncode == 1
     assert message in result.stderr
     assert "Traceback" not in result.stderr
@@ -427,7 +450,7 @@ def test_failed_create_reports_events_and_deletes_nothing(aws_env: dict[str, str
                     props[name] = {"Fn::Sub": props[name]["Fn::Sub"].replace("production", "failing")}
         body["Resources"]["AuditLogAccessLogBucket"]["Properties"]["BucketName"] = "Not_A_Valid_Bucket!"
 
-    result = scrybe_kms("deploy", "production", "--stack-name", "scrybe-kms-failing", "--template-file",
+    result = scrybe_kms("deploy", "production", *HOME, "--stack-name", "scrybe-kms-failing", "--template-file",
                         str(variant(tmp_path, "failing", break_bucket)), env=aws_env)
     assert result.returncode == 1
     assert "deploy failed: scrybe-kms-failing is ROLLBACK_COMPLETE" in result.stderr
@@ -441,7 +464,7 @@ def test_failed_create_reports_events_and_deletes_nothing(aws_env: dict[str, str
     # The alarm stack comes only after a key stack that succeeded: not a single call for it.
     assert "scrybe-kms-failing-alarms" not in result.stdout + result.stderr
     assert absent(aws, "scrybe-kms-failing-alarms")
-    again = scrybe_kms("deploy", "production", "--stack-name", "scrybe-kms-failing", env=aws_env)
+    again = scrybe_kms("deploy", "production", *HOME, "--stack-name", "scrybe-kms-failing", env=aws_env)
     assert again.returncode == 1 and "is ROLLBACK_COMPLETE (its first create failed)" in again.stderr
     assert "--adopt" in again.stderr  # what to do once it is deleted
 
@@ -452,7 +475,7 @@ def test_a_template_for_another_account_is_refused_locally(aws_env: dict[str, st
     def elsewhere(body: dict[str, Any]) -> None:
         body["Rules"]["DeployOnlyToConfiguredAccount"]["Assertions"][0]["Assert"]["Fn::Equals"][1] = "210987654321"
 
-    result = scrybe_kms("deploy", "production", "--stack-name", "scrybe-kms-elsewhere", "--template-file",
+    result = scrybe_kms("deploy", "production", *HOME, "--stack-name", "scrybe-kms-elsewhere", "--template-file",
                         str(variant(tmp_path, "elsewhere", elsewhere)), env=aws_env)
     assert result.returncode == 3, result.stderr
     assert "its template's Rules do not hold in us-west-2, account 123456789012" in result.stderr
@@ -476,21 +499,22 @@ def test_throttled_events_do_not_abandon_a_running_deploy(aws_env: dict[str, str
 
 
 def test_plan_of_a_new_environment_plans_the_alarm_stack_later(aws_env: dict[str, str], aws: Any) -> None:
-    """Before the key stack exists its exports do not, so the alarm stack cannot be planned yet:
-    the command says so and succeeds, and leaves no stack (not even an empty one) behind."""
+    """Before the key stack exists its exports do not, so the alarm and filter stacks cannot be planned
+    yet: the command says so and succeeds, and leaves no stack (not even an empty one) behind."""
     result = scrybe_kms("deploy", "dev", "--plan", env=aws_env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("create scrybe-kms-dev in us-west-2 (account 123456789012)")
     assert "add       PhiKey" in result.stdout and "plan only: nothing was executed" in result.stdout
     assert result.stdout.rstrip().endswith(
-        "scrybe-kms-dev-alarms will be planned after scrybe-kms-dev is deployed: it imports "
-        "scrybe-kms-dev-AuditKeyArn, scrybe-kms-dev-KmsKeyArn, which scrybe-kms-dev does not export yet")
+        "scrybe-kms-dev-alarms will be planned after the stacks before it are deployed: it imports "
+        "scrybe-kms-dev-AuditKeyArn, scrybe-kms-dev-KmsKeyArn, which they do not export yet")
     assert absent(aws, "scrybe-kms-dev") and absent(aws, "scrybe-kms-dev-alarms")
 
 
-def test_deploy_command_creates_both_new_stacks(aws_env: dict[str, str], aws: Any, tmp_path: Path) -> None:
+def test_deploy_command_creates_every_new_stack(aws_env: dict[str, str], aws: Any, tmp_path: Path) -> None:
     """The create path, key stack first: plan of additions, streamed events, outputs, a fresh
-    owner-only .env (from the key stack), then the alarm stack on the key stack's exports."""
+    owner-only .env (from the key stack), then the alarm stack on the key stack's exports, then the
+    filter stack on both."""
     env_file = tmp_path / "app.env"
     result = scrybe_kms("deploy", "dev", "--env-file", str(env_file), env=aws_env)
     assert result.returncode == 0, result.stderr
@@ -498,7 +522,8 @@ def test_deploy_command_creates_both_new_stacks(aws_env: dict[str, str], aws: An
     assert "add       PhiKey" in result.stdout
     assert "CREATE_COMPLETE        PhiKey (AWS::KMS::Key)" in result.stdout
     assert result.stdout.index("scrybe-kms-dev: CREATE_COMPLETE") < result.stdout.index(
-        "create scrybe-kms-dev-alarms in us-west-2") < result.stdout.index("scrybe-kms-dev-alarms: CREATE_COMPLETE")
+        "create scrybe-kms-dev-alarms in us-west-2") < result.stdout.index("scrybe-kms-dev-alarms: CREATE_COMPLETE") \
+        < result.stdout.index("scrybe-kms-dev-filters: CREATE_COMPLETE")
     assert "CREATE_COMPLETE        AuditEventDeadLetterQueue (AWS::SQS::Queue)" in result.stdout
     cf = aws("cloudformation")
     stack = cf.describe_stacks(StackName="scrybe-kms-dev")["Stacks"][0]
@@ -533,11 +558,12 @@ def test_termination_protection_blocks_delete(aws: Any) -> None:
 
 
 def test_delete_stacks_keeps_key_aliases_and_buckets(aws: Any) -> None:
-    """As an operator must: the alarm stack first (it imports the key stack's exports, which AWS
-    refuses to delete while in use), each after turning its termination protection off."""
+    """As an operator must: the filter stack, then the alarm stack (each imports the exports of those
+    before it, which AWS refuses to delete while in use), each after turning its termination
+    protection off."""
     cf, kms, s3 = aws("cloudformation"), aws("kms"), aws("s3")
     out = outputs(aws)
-    for stack in (ALARM_STACK, STACK):
+    for stack in (FILTER_STACK, ALARM_STACK, STACK):
         assert cf.describe_stacks(StackName=stack)["Stacks"][0]["EnableTerminationProtection"] is True
         cf.update_termination_protection(StackName=stack, EnableTerminationProtection=False)
         cf.delete_stack(StackName=stack)
@@ -569,7 +595,7 @@ def test_redeploy_after_retiring_stops_before_creating_any_key(aws_env: dict[str
     a plain deploy would create two keys and then fail on the aliases. It stops first, names what
     is in the way and says to adopt it."""
     keys_before = customer_keys(aws)
-    result = scrybe_kms("deploy", "production", env=aws_env)
+    result = scrybe_kms("deploy", "production", *HOME, env=aws_env)
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"cannot create {STACK}: names it would create already exist outside it" in result.stderr
     assert "alias/scrybe-phi-master-key-production" in result.stderr
@@ -594,12 +620,12 @@ def test_adopt_brings_back_what_the_deleted_stack_retained(aws_env: dict[str, st
     assert outputs(aws)["KmsKeyId"] == aliases["alias/scrybe-phi-master-key-production"]
 
 
-def test_staging_deploys_both_stacks_too(aws_env: dict[str, str], aws: Any) -> None:
-    """Every environment deploys: production and dev above, staging here (both stacks, in order)."""
+def test_staging_deploys_every_stack_too(aws_env: dict[str, str], aws: Any) -> None:
+    """Every environment deploys: production and dev above, staging here (every stack, in order)."""
     result = scrybe_kms("deploy", "staging", env=aws_env)
     assert result.returncode == 0, result.stderr
     cf = aws("cloudformation")
-    for stack in ("scrybe-kms-staging", "scrybe-kms-staging-alarms"):
+    for stack in ("scrybe-kms-staging", "scrybe-kms-staging-alarms", "scrybe-kms-staging-filters"):
         described = cf.describe_stacks(StackName=stack)["Stacks"][0]
         assert described["StackStatus"] == "CREATE_COMPLETE", stack
         assert described["EnableTerminationProtection"] is True, stack
