@@ -48,7 +48,7 @@ __all__ = [
     "managed_key",
     "render",
 ]
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 _HOME = {
     "ENVIRONMENTS": "scrybe_kms.config",

@@ -156,3 +156,22 @@ def test_stack_home_keeps_replication_as_deployed_without_calling_the_dr_region(
     assert deploy(account, stack="home") == 0
     assert account.deployed[0] == (KEY, "us-west-2", {"ReplicateAuditLogsToUsEast1": "Enabled"})
     assert account.opened == ["us-west-2"]
+
+
+def test_stack_replicas_says_when_replication_is_still_off(account: Account) -> None:
+    account.stacks[("us-west-2", KEY)] = {"KmsKeyArn": PRIMARY}
+    assert deploy(account, stack="replicas") == 0
+    assert account.out.getvalue().rstrip().endswith(
+        "audit-log replication is not on yet (ReplicateAuditLogsToUsEast1): run `scrybe-kms deploy production "
+        "--stack keys` to switch it on")
+
+
+@pytest.mark.parametrize(("status", "ready"), [("CREATE_COMPLETE", True), ("UPDATE_ROLLBACK_COMPLETE", True),
+                                               ("ROLLBACK_COMPLETE", False), ("CREATE_FAILED", False),
+                                               ("DELETE_FAILED", False), ("UPDATE_IN_PROGRESS", False)])
+def test_only_a_settled_dr_stack_switches_replication_on(account: Account, status: str, ready: bool) -> None:
+    account.read = lambda cf, name, *_: Stack(name, status) if name == REPLICA else Stack(name)  # type: ignore
+    regions = run.Regions(Session("us-west-2", "us-west-2"), DeployOptions("production", stacks_dir=STACKS),
+                          run.load_stack(STACKS / "production.py"), account.session)
+    run.read_stack = account.read  # type: ignore[assignment]  # undone by the fixture's monkeypatch
+    assert regions.ready() == ({"us-east-1"} if ready else set())

@@ -466,3 +466,27 @@ def test_govcloud_dr_regions_rely_on_the_filter_channel() -> None:
     template = json.loads(render_replica(gov, "us-gov-east-1"))
     assert not resources_of_type(template, "AWS::Events::Rule")
     assert resources_of_type(template, "AWS::KMS::ReplicaKey")
+
+
+def test_a_version_that_fails_to_replicate_is_reported(home: dict[str, Any],
+                                                       alarm_templates: dict[str, dict[str, Any]]) -> None:
+    """S3 does not retry it: the failure notification (which needs replication metrics, on in every
+    rule) goes to the alarm topic, whose policy lets S3 publish for this bucket only (D48)."""
+    notification = resource(home, "AuditLogBucket")["Properties"]["NotificationConfiguration"]
+    condition, configured, otherwise = notification["Fn::If"]
+    assert condition == "ReplicatingAuditLogsToUsEast1" and otherwise == {"Ref": "AWS::NoValue"}
+    assert configured == {"TopicConfigurations": [{
+        "Event": "s3:Replication:OperationFailedReplication",
+        "Topic": {"Fn::Sub": "arn:${AWS::Partition}:sns:${AWS::Region}:${AWS::AccountId}:"
+                             "scrybe-phi-key-alarms-production"}}]}
+    alarms = alarm_templates["production"]["Resources"]
+    assert alarms["AlarmTopic"]["Properties"]["TopicName"] == "scrybe-phi-key-alarms-production"
+    publish = statements(alarms["AlarmTopicPolicy"]["Properties"]["PolicyDocument"])["S3ReportsFailedReplication"]
+    assert publish["Principal"] == {"Service": "s3.amazonaws.com"} and publish["Action"] == ["sns:Publish"]
+    assert publish["Condition"] == {
+        "ArnLike": {"aws:SourceArn": [{"Fn::Sub": "arn:${AWS::Partition}:s3:::"
+                                                  "scrybe-phi-audit-logs-${AWS::AccountId}-production"}]},
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    for template in alarm_templates.values():  # without DR, S3 may not publish
+        policy = statements(template["Resources"]["AlarmTopicPolicy"]["Properties"]["PolicyDocument"])
+        assert ("S3ReportsFailedReplication" in policy) is (template is alarm_templates["production"])

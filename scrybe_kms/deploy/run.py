@@ -42,7 +42,7 @@ from scrybe_kms.deploy.flow import Target, Verdict, adopt_retained, deploy_stack
 from scrybe_kms.deploy.journal import Journal, interrupted, resume
 from scrybe_kms.deploy.options import DeployOptions, Say
 from scrybe_kms.deploy.session import AwsSession, SessionFactory, open_session
-from scrybe_kms.deploy.stack import StackState, read_stack
+from scrybe_kms.deploy.stack import read_stack
 from scrybe_kms.deploy.templates import check_shape, read_template, rule_problems
 from scrybe_kms.template import render, render_alarms, render_filters, render_replica
 from scrybe_kms.template.replica_stack import PRIMARY_KEY_PARAMETER
@@ -75,6 +75,10 @@ def deploy(opts: DeployOptions, out: TextIO = sys.stdout, session_factory: Sessi
     return 0
 
 
+#: Statuses of a DR stack whose resources are all there although its last update did not succeed.
+READY_AFTER_ROLLBACK = ("UPDATE_ROLLBACK_COMPLETE", "IMPORT_ROLLBACK_COMPLETE")
+
+
 @dataclasses.dataclass
 class Regions:
     """The home session, and a session per DR region opened on first use (its Rules checked then)."""
@@ -95,12 +99,14 @@ class Regions:
         return self.opened[region]
 
     def ready(self) -> set[str]:
-        """The DR regions whose stack exists: their bucket and replica key can receive copies."""
+        """The DR regions whose stack was created and is settled (an update that rolled back keeps
+        what the create made): their bucket and replica key can receive copies. A stack whose create
+        failed, or that is failing to delete, is not."""
         found = set()
         for region in self.cfg.disaster_recovery_regions:
             current = read_stack(self.session(region).cloudformation,
                                  naming.replica_stack_name(self.cfg.environment, region))
-            if current.state.exists and not current.state.busy and current.state is not StackState.ROLLBACK_COMPLETE:
+            if current.state.succeeded or current.status in READY_AFTER_ROLLBACK:
                 found.add(region)
         return found
 
@@ -172,6 +178,14 @@ def _switch_on_replication(regions: Regions, cfg: EnvironmentConfig, opts: Deplo
     """After this run deployed a DR stack the key stack did not replicate to yet: update the key
     stack again, now replicating to it (S3 refuses a rule whose destination does not exist)."""
     key_target = next((t for t in targets if t.key_stack), None)
+    if opts.stack == "replicas" and not opts.plan_only:
+        current = {p.get("ParameterKey"): p.get("ParameterValue") for p in read_stack(
+            regions.home.cloudformation, _key_stack(opts, cfg)).description.get("Parameters", [])}
+        off = sorted(k for k, v in replication_parameters(cfg, regions.ready()).items() if current.get(k) != v)
+        if off:
+            say(f"audit-log replication is not on yet ({', '.join(off)}): run `scrybe-kms deploy {cfg.environment} "
+                "--stack keys` to switch it on")
+        return
     if key_target is None or deployed is None or opts.plan_only or opts.stack != "all":
         return
     now = replication_parameters(cfg, regions.ready())

@@ -48,7 +48,8 @@ def build_alarm_template(cfg: EnvironmentConfig) -> Template:
                                      dead_letter_arn=GetAtt(queue, "Arn"))
     alarms.health_alarms(t, environment=env, rules=event_rules, queue=queue, alarm_topic=alarm_topic,
                          watchdog=watchdog, external=external)
-    alarms.topic_policy(t, environment=env, topic=alarm_topic, events_publish=True, title="AlarmTopicPolicy")
+    alarms.topic_policy(t, environment=env, topic=alarm_topic, events_publish=True, title="AlarmTopicPolicy",
+                        s3_buckets=[naming.audit_bucket_name_sub(env)] if cfg.multi_region else [])
     # The alarm-path rule also reports to the watchdog: a change to the alarm topic is not reported
     # only through the alarm topic.
     alarms.topic_policy(t, environment=env, topic=watchdog, events_publish=True, title="WatchdogTopicPolicy")

@@ -84,9 +84,10 @@ def alarm_topic(template: Template, *, environment: str, kind: str, emails: Sequ
 
 
 def topic_policy(template: Template, *, environment: str, topic: sns.Topic, events_publish: bool,
-                 title: str) -> sns.TopicPolicy:
+                 title: str, s3_buckets: Sequence[str] = ()) -> sns.TopicPolicy:
     """This stack's alarms may publish (scoped by alarm name and account); EventBridge may publish
-    without a condition, as its user guide documents for SNS targets (decision D23)."""
+    without a condition, as its user guide documents for SNS targets (decision D23); S3 may publish
+    the event notifications of ``s3_buckets`` (``Fn::Sub`` bucket names; failed replication, D48)."""
     alarms = Sub("arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:"
                  + naming.alarm_name_prefix(environment) + "*")
     statements = [policies.allow_service("CloudWatchAlarmsPublish", "cloudwatch.amazonaws.com",
@@ -95,6 +96,12 @@ def topic_policy(template: Template, *, environment: str, topic: sns.Topic, even
     if events_publish:
         statements.append(policies.allow_service("EventBridgeRulePublishes", "events.amazonaws.com",
                                                  [policies.SNS_PUBLISH], [Ref(topic)]))
+    if s3_buckets:
+        # The S3 guide's statement for an SNS destination: aws:SourceArn the bucket, aws:SourceAccount ours.
+        statements.append(policies.allow_service(
+            "S3ReportsFailedReplication", "s3.amazonaws.com", [policies.SNS_PUBLISH], [Ref(topic)],
+            ArnLike(keys.SOURCE_ARN, [Sub("arn:${AWS::Partition}:s3:::" + b) for b in s3_buckets]),
+            StringEquals(keys.SOURCE_ACCOUNT, Ref("AWS::AccountId"))))
     return template.add_resource(sns.TopicPolicy(
         title, Topics=[Ref(topic)], PolicyDocument=policies.policy_document(statements)))
 

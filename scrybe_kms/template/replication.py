@@ -55,6 +55,9 @@ __all__ = [
 ]
 
 ENABLED, DISABLED = "Enabled", "Disabled"
+#: "To receive replication failure event notifications ... you must enable S3 Replication metrics" (S3
+#: guide, replication metrics and events): the rules enable them.
+REPLICATION_FAILED = "s3:Replication:OperationFailedReplication"
 REPLICATION_ROLE_TITLE = "AuditLogReplicationRole"
 #: What S3 reads from the source bucket to replicate a version (S3 guide, replication permissions);
 #: with Object Lock also its retention and legal hold, so the copy is locked as long (D48).
@@ -215,6 +218,12 @@ def add_replication(template: Template, cfg: EnvironmentConfig, phi: KeyHandle, 
     phi.add_statement(allow_replication_decrypt(replication_role_arn(cfg),
                                                 naming.audit_bucket_name_sub(cfg.environment)))
     bucket = source.resource
+    # A version that failed to replicate is not tried again: S3 reports it to the alarm topic (which
+    # the alarm stack, deployed before replication is switched on, lets S3 publish to).
+    topic = Sub("arn:${AWS::Partition}:sns:${AWS::Region}:${AWS::AccountId}:"
+                + naming.alarm_topic_name(cfg.environment))
+    bucket.NotificationConfiguration = If(any_region, s3.NotificationConfiguration(TopicConfigurations=[
+        s3.TopicConfigurations(Event=REPLICATION_FAILED, Topic=topic)]), Ref("AWS::NoValue"))
     # The role's policy first: S3 does not retry a version that failed to replicate.
     bucket.DependsOn = [*bucket.DependsOn, role_policy.title]
     bucket.ReplicationConfiguration = If(any_region, s3.ReplicationConfiguration(
