@@ -125,7 +125,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     M("failed calls page people", "scrybe_kms/template/watched_events.py",
       '        if not event.include_failures:\n            base.append("($.errorCode NOT EXISTS)")', "        pass"),
     M("trail tampering by ARN not matched", "scrybe_kms/template/monitoring.py",
-      'trail = (naming.trail_name(env), _arn("cloudtrail", "trail/" + naming.trail_name(env)))',
+      "trail = (naming.trail_name(env), naming.trail_arn_sub(env))",
       "trail = (naming.trail_name(env),)"),
     M("alarms notify nobody", "scrybe_kms/template/alarms.py", "AlarmActions=list(actions),", "AlarmActions=[],"),
     M("one-minute alarms that miss late events", "scrybe_kms/template/alarms.py", "ALARM_PERIOD = 300", "ALARM_PERIOD = 60"),

@@ -19,9 +19,11 @@ __all__ = [
     "alarm_name",
     "alarm_name_prefix",
     "alarm_stack_name",
+    "alarm_topic_arn_sub",
     "alarm_topic_name",
     "audit_alias",
     "audit_bucket_name_sub",
+    "bucket_arn_sub",
     "dead_letter_queue_name",
     "dr_access_log_bucket_name_sub",
     "dr_audit_bucket_name_sub",
@@ -33,6 +35,7 @@ __all__ = [
     "metric_filter_name",
     "metric_namespace",
     "primary_alias",
+    "replica_key_arn_sub",
     "replica_stack_name",
     "replication_role_name",
     "stack_name",
@@ -84,6 +87,21 @@ def audit_bucket_name_sub(env: str) -> str:
 
 def access_log_bucket_name_sub(env: str) -> str:
     return f"{PREFIX}-audit-access-logs-${{AWS::AccountId}}-{env}"
+
+
+def bucket_arn_sub(bucket_name_sub: str) -> str:
+    """A bucket's ARN from its name (itself a ``Fn::Sub`` body): no ``GetAtt``, so no dependency."""
+    return "arn:${AWS::Partition}:s3:::" + bucket_name_sub
+
+
+def alarm_topic_arn_sub(env: str, kind: str = "alarms") -> str:
+    return _ACCOUNT_ARN % "sns" + alarm_topic_name(env, kind)
+
+
+def replica_key_arn_sub(region: str, key_id_variable: str = "PhiKey") -> str:
+    """A multi-Region key's replica in ``region``: the primary's key ID (``${key_id_variable}``) in that
+    region's ARN (related multi-Region keys share their key ID, decision D47)."""
+    return f"arn:${{AWS::Partition}}:kms:{region}:${{AWS::AccountId}}:key/${{{key_id_variable}}}"
 
 
 def replica_stack_name(env: str, region: str) -> str:

@@ -46,7 +46,7 @@ from scrybe_kms.deploy.stack import read_stack
 from scrybe_kms.deploy.templates import check_shape, read_template, rule_problems
 from scrybe_kms.template import render, render_alarms, render_filters, render_replica
 from scrybe_kms.template.replica_stack import PRIMARY_KEY_PARAMETER
-from scrybe_kms.template.replication import replication_parameters
+from scrybe_kms.template.replication import ENABLED, parameter_title, replication_parameters
 
 __all__ = ["DeployError", "DeployOptions", "Journal", "Refused", "deploy", "env_config"]
 
@@ -147,13 +147,17 @@ def _deploy_all(regions: Regions, cfg: EnvironmentConfig, opts: DeployOptions, t
         _switch_on_replication(regions, cfg, opts, targets, say, journal, replication)
 
 
+def _deployed_parameters(aws: AwsSession, stack: str) -> dict[str, str]:
+    """The parameter values ``stack`` was last deployed with (empty if it does not exist)."""
+    return {str(p.get("ParameterKey")): str(p.get("ParameterValue"))
+            for p in read_stack(aws.cloudformation, stack).description.get("Parameters", [])}
+
+
 def _replicating(aws: AwsSession, key: str, cfg: EnvironmentConfig) -> set[str]:
     """The DR regions the deployed key stack replicates to (its parameters), without calling them."""
-    deployed = {p.get("ParameterKey"): p.get("ParameterValue")
-                for p in read_stack(aws.cloudformation, key).description.get("Parameters", [])}
-    now = replication_parameters(cfg, cfg.disaster_recovery_regions)
-    return {region for region, name in zip(cfg.disaster_recovery_regions, now, strict=True)
-            if deployed.get(name) == now[name]}
+    deployed = _deployed_parameters(aws, key)
+    return {region for region in cfg.disaster_recovery_regions
+            if deployed.get(parameter_title(region)) == ENABLED}
 
 
 def _deploy_replica(regions: Regions, cfg: EnvironmentConfig, opts: DeployOptions, target: Target, say: Say,
@@ -179,8 +183,7 @@ def _switch_on_replication(regions: Regions, cfg: EnvironmentConfig, opts: Deplo
     stack again, now replicating to it (S3 refuses a rule whose destination does not exist)."""
     key_target = next((t for t in targets if t.key_stack), None)
     if opts.stack == "replicas" and not opts.plan_only:
-        current = {p.get("ParameterKey"): p.get("ParameterValue") for p in read_stack(
-            regions.home.cloudformation, _key_stack(opts, cfg)).description.get("Parameters", [])}
+        current = _deployed_parameters(regions.home, _key_stack(opts, cfg))
         off = sorted(k for k, v in replication_parameters(cfg, regions.ready()).items() if current.get(k) != v)
         if off:
             say(f"audit-log replication is not on yet ({', '.join(off)}): run `scrybe-kms deploy {cfg.environment} "

@@ -30,6 +30,8 @@ __all__ = [
     "Scenario",
     "access_markdown",
     "evaluate",
+    "key_decisions",
+    "matrix_rows",
     "resolve",
     "scenarios",
 ]
@@ -67,7 +69,7 @@ ENCRYPTION_CONTEXT_ACTIONS = frozenset({
 })
 
 
-def _decisions(template: Mapping[str, Any], cfg: EnvironmentConfig, key_title: str,
+def key_decisions(template: Mapping[str, Any], cfg: EnvironmentConfig, key_title: str,
                region: str | None = None, callers: list[Scenario] | None = None) -> dict[str, dict[str, Decision]]:
     policy = prepare(resolve(template["Resources"][key_title]["Properties"]["KeyPolicy"],
                              values(cfg, key_title, region)))
@@ -89,10 +91,10 @@ def evaluate(template: Mapping[str, Any], cfg: EnvironmentConfig,
              key_title: str = "PhiKey") -> dict[str, dict[str, bool]]:
     """``{scenario label: {action: allowed}}`` for one key of a rendered template."""
     return {label: {a: d.allowed for a, d in row.items()}
-            for label, row in _decisions(template, cfg, key_title).items()}
+            for label, row in key_decisions(template, cfg, key_title).items()}
 
 
-def _cells(grid: Mapping[str, Mapping[str, bool]]) -> list[tuple[str, list[str]]]:
+def matrix_rows(grid: Mapping[str, Mapping[str, bool]]) -> list[tuple[str, list[str]]]:
     """Rows for people: the two emergency rows fold into one whose cells say 'MFA only'."""
     rows: list[tuple[str, list[str]]] = []
     for label in grid:
@@ -259,12 +261,12 @@ def access_markdown(template: Mapping[str, Any] | str, cfg: EnvironmentConfig, *
     lines.append("")
     grids = {}
     for title, heading in (("PhiKey", "PHI master key"), ("AuditKey", "Audit-path key")):
-        grids[title] = _decisions(parsed, cfg, title)
+        grids[title] = key_decisions(parsed, cfg, title)
         grid = {label: {a: d.allowed for a, d in row.items()} for label, row in grids[title].items()}
         lines += [f"## {heading} (`{title}`)", "",
                   "| principal | " + " | ".join(a.removeprefix("kms:") for a in ACTIONS) + " |",
                   "| --- |" + " --- |" * len(ACTIONS)]
-        lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in _cells(grid)]
+        lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in matrix_rows(grid)]
         lines.append("")
     lines += ["## Notes", ""] + [f"- {note}" for note in _notes(parsed, grids)] + [""]
     lines += ["Principals:", ""]

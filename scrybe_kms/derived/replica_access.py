@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from scrybe_kms.config import EnvironmentConfig
-from scrybe_kms.derived.access import ACTION_MEANINGS, ACTIONS, _cells, _decisions
+from scrybe_kms.derived.access import ACTION_MEANINGS, ACTIONS, key_decisions, matrix_rows
 from scrybe_kms.derived.scenarios import replica_scenarios
 
 __all__ = ["REPLICA_KEY_TITLE", "evaluate_replica", "replica_access_markdown"]
@@ -27,7 +27,7 @@ def evaluate_replica(template: Mapping[str, Any], cfg: EnvironmentConfig, region
                      home_template: Mapping[str, Any]) -> dict[str, dict[str, bool]]:
     """``{caller: {action: allowed}}`` for the replica key of a rendered DR template."""
     callers = replica_scenarios(cfg, template, region, home_template)
-    grid = _decisions(template, cfg, REPLICA_KEY_TITLE, region, callers)
+    grid = key_decisions(template, cfg, REPLICA_KEY_TITLE, region, callers)
     return {label: {a: d.allowed for a, d in row.items()} for label, row in grid.items()}
 
 
@@ -51,7 +51,7 @@ def replica_access_markdown(text: str, cfg: EnvironmentConfig, region: str, home
     lines += ["", f"## PHI master key replica (`{REPLICA_KEY_TITLE}`, {region})", "",
               "| principal | " + " | ".join(a.removeprefix("kms:") for a in ACTIONS) + " |",
               "| --- |" + " --- |" * len(ACTIONS)]
-    lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in _cells(grid)]
+    lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in matrix_rows(grid)]
     lines += ["", "## Notes", "",
               "- **Same roles, this region's endpoints.** The statements are the primary's, and `kms:ViaService` "
               f"names the services in {region}.",

@@ -100,7 +100,7 @@ def topic_policy(template: Template, *, environment: str, topic: sns.Topic, even
         # The S3 guide's statement for an SNS destination: aws:SourceArn the bucket, aws:SourceAccount ours.
         statements.append(policies.allow_service(
             "S3ReportsFailedReplication", "s3.amazonaws.com", [policies.SNS_PUBLISH], [Ref(topic)],
-            ArnLike(keys.SOURCE_ARN, [Sub("arn:${AWS::Partition}:s3:::" + b) for b in s3_buckets]),
+            ArnLike(keys.SOURCE_ARN, [Sub(naming.bucket_arn_sub(b)) for b in s3_buckets]),
             StringEquals(keys.SOURCE_ACCOUNT, Ref("AWS::AccountId"))))
     return template.add_resource(sns.TopicPolicy(
         title, Topics=[Ref(topic)], PolicyDocument=policies.policy_document(statements)))

@@ -60,7 +60,6 @@ AUDIT_KEY = (Match("resources[0].ARN", ("${AuditKeyArn}",)),)
 #: Calls that change something (CloudTrail's ``readOnly: false``): reading the logs, describing the
 #: rule or the topics is what auditors and scanners do all day, and must not page anyone.
 WRITE = Match("readOnly", (False,))
-_ACCOUNT = "${AWS::Region}:${AWS::AccountId}"
 
 
 @dataclass(frozen=True)
@@ -83,10 +82,6 @@ def _key_event(cfg: EnvironmentConfig, title: str, names: tuple[str, ...], descr
     return WatchedEvent(title, description, "kms", names, ((phi_key(cfg), *extra),))
 
 
-def _arn(service: str, resource: str) -> str:
-    return f"arn:${{AWS::Partition}}:{service}:{_ACCOUNT}:{resource}"
-
-
 #: S3 calls that change a control of an audit-log bucket.
 BUCKET_CONTROL_CALLS = (
     "PutBucketPolicy", "DeleteBucketPolicy", "PutBucketLifecycle", "DeleteBucketLifecycle", "PutBucketVersioning",
@@ -106,14 +101,14 @@ def _bucket_event(title: str, which: str, names: tuple[str, ...]) -> WatchedEven
 def watched_events(cfg: EnvironmentConfig) -> tuple[WatchedEvent, ...]:
     """Every event both channels report for this configuration."""
     env = cfg.environment
-    trail = (naming.trail_name(env), _arn("cloudtrail", "trail/" + naming.trail_name(env)))
+    trail = (naming.trail_name(env), naming.trail_arn_sub(env))
     buckets = (naming.audit_bucket_name_sub(env), naming.access_log_bucket_name_sub(env))
     # The DR buckets' names end in "-<region>": a trailing wildcard covers every DR region in a pattern
     # of fixed length (CloudWatch Logs caps a pattern at 1,024 characters).
     dr_buckets = (naming.dr_audit_bucket_name_sub(env, "*"), naming.dr_access_log_bucket_name_sub(env, "*"))
     # Who calls ReplicateKey writes the replica's key policy; UpdatePrimaryRegion moves the primary.
     replicas = ("ReplicateKey", "UpdatePrimaryRegion") if cfg.multi_region else ()
-    topics = tuple(_arn("sns", naming.alarm_topic_name(env, kind)) for kind in ("alarms", "watchdog"))
+    topics = tuple(naming.alarm_topic_arn_sub(env, kind) for kind in ("alarms", "watchdog"))
     # In any region (a DR region has a watchdog topic and a dead-letter queue of its own): a leading
     # wildcard, the form CloudWatch Logs documents, before the account.
     any_region_topics = tuple(f"*:${{AWS::AccountId}}:{naming.alarm_topic_name(env, kind)}"

@@ -33,11 +33,13 @@ from awacs.aws import (
 from troposphere import Equals, If, Or, Parameter, Ref, Sub, Template, iam, s3
 
 from scrybe_kms.config import EnvironmentConfig, naming
+from scrybe_kms.config.services import via_service_endpoint
 from scrybe_kms.template import condition_keys as keys
 from scrybe_kms.template import policies
 from scrybe_kms.template.bucket import BucketHandle
 from scrybe_kms.template.context import context
 from scrybe_kms.template.key import KeyHandle
+from scrybe_kms.template.key_users import via_endpoints
 from scrybe_kms.template.tags import standard_tags
 
 __all__ = [
@@ -49,7 +51,6 @@ __all__ = [
     "allow_use_through_s3",
     "condition_title",
     "parameter_title",
-    "replica_key_arn_sub",
     "replication_parameters",
     "replication_role_arn",
 ]
@@ -90,18 +91,13 @@ def replication_role_arn(cfg: EnvironmentConfig) -> str:
     return f"arn:{cfg.partition}:iam::{cfg.account_id}:role/{naming.replication_role_name(cfg.environment)}"
 
 
-def replica_key_arn_sub(region: str, key_id_variable: str = "PhiKey") -> str:
-    """A replica's ARN: the primary's key ID in another region's ARN (same ``mrk-`` key ID)."""
-    return f"arn:${{AWS::Partition}}:kms:{region}:${{AWS::AccountId}}:key/${{{key_id_variable}}}"
-
-
 def _s3_context(bucket_name_sub: str) -> StringLike:
     """S3's encryption context without an S3 Bucket Key: the object's ARN (D48)."""
-    return StringLike(keys.S3_CONTEXT, Sub("arn:${AWS::Partition}:s3:::" + bucket_name_sub + "/*"))
+    return StringLike(keys.S3_CONTEXT, Sub(naming.bucket_arn_sub(bucket_name_sub) + "/*"))
 
 
 def _through_s3(account: Any) -> StringEquals:
-    return StringEquals({keys.VIA_SERVICE: Sub("s3.${AWS::Region}.amazonaws.com"), keys.CALLER_ACCOUNT: account})
+    return StringEquals({keys.VIA_SERVICE: via_endpoints(["s3"])[0], keys.CALLER_ACCOUNT: account})
 
 
 def allow_use_through_s3(sid: str, role_arns: Sequence[Any], action: Action, bucket_name_sub: str) -> Statement:
@@ -143,7 +139,7 @@ def _grant(sid: str, actions: Sequence[Action], resources: Sequence[Any],
 
 def _role_policy(cfg: EnvironmentConfig, phi: KeyHandle) -> PolicyDocument:
     env = cfg.environment
-    source_arn = "arn:${AWS::Partition}:s3:::" + naming.audit_bucket_name_sub(env)
+    source_arn = naming.bucket_arn_sub(naming.audit_bucket_name_sub(env))
     locked = cfg.audit_log_object_lock is not None
     statements = [
         # The source by name, not GetAtt: the bucket waits for this policy (see add_replication).
@@ -151,15 +147,15 @@ def _role_policy(cfg: EnvironmentConfig, phi: KeyHandle) -> PolicyDocument:
         _grant("ReadAuditLogVersions", [*SOURCE_OBJECT_ACTIONS, *(LOCK_READ_ACTIONS if locked else ())],
                [Sub(source_arn + "/*")]),
         _grant("WriteCopiesToDrBuckets", DESTINATION_ACTIONS,
-               [Sub("arn:${AWS::Partition}:s3:::" + naming.dr_audit_bucket_name_sub(env, r) + "/*")
+               [Sub(naming.bucket_arn_sub(naming.dr_audit_bucket_name_sub(env, r)) + "/*")
                 for r in cfg.disaster_recovery_regions]),
         _grant("DecryptSourceOnlyThroughS3", [kms_actions.Decrypt], [phi.arn],
-               policies.conditions(StringLike(keys.VIA_SERVICE, Sub("s3.${AWS::Region}.amazonaws.com")),
+               policies.conditions(StringLike(keys.VIA_SERVICE, via_endpoints(["s3"])[0]),
                                    _s3_context(naming.audit_bucket_name_sub(env)))),
     ]
     statements += [_grant("EncryptCopiesIn" + parameter_title(region).removeprefix("ReplicateAuditLogsTo"),
-                          [kms_actions.Encrypt], [Sub(replica_key_arn_sub(region), PhiKey=phi.key_id)],
-                          policies.conditions(StringLike(keys.VIA_SERVICE, f"s3.{region}.amazonaws.com"),
+                          [kms_actions.Encrypt], [Sub(naming.replica_key_arn_sub(region), PhiKey=phi.key_id)],
+                          policies.conditions(StringLike(keys.VIA_SERVICE, via_service_endpoint("s3", region)),
                                               _s3_context(naming.dr_audit_bucket_name_sub(env, region))))
                    for region in cfg.disaster_recovery_regions]
     return policies.policy_document(statements)
@@ -176,9 +172,9 @@ def _rule(cfg: EnvironmentConfig, region: str, priority: int, phi: KeyHandle) ->
         SourceSelectionCriteria=s3.SourceSelectionCriteria(
             SseKmsEncryptedObjects=s3.SseKmsEncryptedObjects(Status="Enabled")),
         Destination=s3.ReplicationConfigurationRulesDestination(
-            Bucket=Sub("arn:${AWS::Partition}:s3:::" + naming.dr_audit_bucket_name_sub(env, region)),
+            Bucket=Sub(naming.bucket_arn_sub(naming.dr_audit_bucket_name_sub(env, region))),
             EncryptionConfiguration=s3.EncryptionConfiguration(
-                ReplicaKmsKeyID=Sub(replica_key_arn_sub(region), PhiKey=phi.key_id)),
+                ReplicaKmsKeyID=Sub(naming.replica_key_arn_sub(region), PhiKey=phi.key_id)),
             Metrics=s3.Metrics(Status="Enabled"),
         ),
     )
@@ -220,8 +216,7 @@ def add_replication(template: Template, cfg: EnvironmentConfig, phi: KeyHandle, 
     bucket = source.resource
     # A version that failed to replicate is not tried again: S3 reports it to the alarm topic (which
     # the alarm stack, deployed before replication is switched on, lets S3 publish to).
-    topic = Sub("arn:${AWS::Partition}:sns:${AWS::Region}:${AWS::AccountId}:"
-                + naming.alarm_topic_name(cfg.environment))
+    topic = Sub(naming.alarm_topic_arn_sub(cfg.environment))
     bucket.NotificationConfiguration = If(any_region, s3.NotificationConfiguration(TopicConfigurations=[
         s3.TopicConfigurations(Event=REPLICATION_FAILED, Topic=topic)]), Ref("AWS::NoValue"))
     # The role's policy first: S3 does not retry a version that failed to replicate.
